@@ -1,0 +1,172 @@
+"""Fixtures: stand-in proxies (as the newest and as the older release), the real proxy when
+LITELLM_TEST_BASE_URL and LITELLM_TEST_MASTER_KEY name one, and running a script the way a user
+does: a subprocess in a fresh working directory, with the proxy in its environment.
+
+The real proxy keeps what earlier tests left, so tests name their users and teams with a fresh
+tag and look only at those. Tests that need a proxy without other managed users (sync) clear
+them first: never point LITELLM_TEST_BASE_URL at a proxy whose users matter.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+from litellm_client import LiteLLMClient, User
+from tests.standin import StandIn
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL_URL = os.environ.get("LITELLM_TEST_BASE_URL", "")
+REAL_KEY = os.environ.get("LITELLM_TEST_MASTER_KEY", "")
+REQUIRE_REAL = os.environ.get("LITELLM_TEST_REQUIRE_REAL") == "1"
+
+
+@dataclass
+class Proxy:
+    """A proxy a test runs against: a stand-in (with its controls) or the real one."""
+
+    name: str
+    url: str
+    master_key: str
+    standin: StandIn | None = None
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+    @property
+    def real(self) -> bool:
+        return self.standin is None
+
+    def client(self, **options: object) -> LiteLLMClient:
+        return LiteLLMClient(self.url, self.master_key, **options)  # type: ignore[arg-type]
+
+    def email(self, name: str) -> str:
+        """A fresh address for this test: real proxies keep earlier tests' users."""
+        return f"{name}-{self.tag}@example.com"
+
+    def users(self) -> dict[str, User]:
+        """This test's users (by lower-case email), as the proxy lists them now."""
+        with self.client() as proxy:
+            return {u.email.lower(): u for u in proxy.users(email_contains=self.tag) if u.email}
+
+    def teams_by_alias(self) -> dict[str, list[str]]:
+        """alias -> member ids, for this test's teams."""
+        with self.client() as proxy:
+            return {t.alias: sorted(t.member_ids) for t in proxy.teams() if t.alias and self.tag in t.alias}
+
+    def team_id(self, alias: str) -> str:
+        with self.client() as proxy:
+            (team,) = [t for t in proxy.teams() if t.alias == alias]
+            return team.team_id
+
+    def create_team(self, alias: str) -> str:
+        with self.client() as proxy:
+            return proxy.create_team(alias).team_id
+
+    def create_user(
+        self, email: str, role: str | None = "internal_user", teams: tuple[str, ...] = (), **kw: object
+    ) -> str:
+        with self.client() as proxy:
+            return proxy.create_user(email, role=role, team_ids=teams, **kw).user_id  # type: ignore[arg-type]
+
+    def key_works(self, key: str) -> bool:
+        """A key authenticates: it may read its own info."""
+        answer = requests.get(f"{self.url}/key/info", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        return answer.status_code == 200
+
+    def clear_managed_users(self) -> None:
+        """Delete every user with an email and a role, for tests that plan against all users."""
+        with self.client() as proxy:
+            managed = [u for u in proxy.users() if u.is_managed]
+            for batch in range(0, len(managed), 100):
+                proxy.delete_user_batch(managed[batch : batch + 100])
+
+
+def _real_or_skip() -> Proxy:
+    if not (REAL_URL and REAL_KEY):
+        if REQUIRE_REAL:
+            pytest.fail("LITELLM_TEST_REQUIRE_REAL=1 but LITELLM_TEST_BASE_URL/LITELLM_TEST_MASTER_KEY are not set")
+        pytest.skip("no real proxy: set LITELLM_TEST_BASE_URL and LITELLM_TEST_MASTER_KEY")
+    return Proxy("real", REAL_URL.rstrip("/"), REAL_KEY)
+
+
+PROXIES = [
+    "standin",
+    "standin-1.80.7",
+    pytest.param("real", marks=pytest.mark.integration),
+]
+
+
+@pytest.fixture(params=PROXIES)
+def proxy(request: pytest.FixtureRequest) -> Iterator[Proxy]:
+    """Each test runs against the stand-in as 1.108.7, as 1.80.7, and the real proxy."""
+    if request.param == "real":
+        yield _real_or_skip()
+        return
+    release = "1.80.7" if request.param.endswith("1.80.7") else "1.108.7"
+    with StandIn(release=release) as standin:
+        yield Proxy(request.param, standin.url, standin.master_key, standin)
+
+
+@pytest.fixture
+def standin() -> Iterator[Proxy]:
+    """The stand-in alone, for what only it can do: faults, latency, request counts."""
+    with StandIn() as proxy:
+        yield Proxy("standin", proxy.url, proxy.master_key, proxy)
+
+
+@pytest.fixture
+def old_standin() -> Iterator[Proxy]:
+    with StandIn(release="1.80.7") as proxy:
+        yield Proxy("standin-1.80.7", proxy.url, proxy.master_key, proxy)
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+    cwd: Path
+
+    def rows(self, name: str) -> list[dict[str, str]]:
+        with (self.cwd / name).open(newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LITELLM_", "REQUESTS_CA"))}
+    env.update(extra)
+    return env
+
+
+def run_script(
+    script: str, *args: str, proxy: Proxy | None, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600
+) -> Run:
+    """Run one of the four scripts as a user would, in cwd, with the proxy in the environment."""
+    variables = {"LITELLM_BASE_URL": proxy.url, "LITELLM_MASTER_KEY": proxy.master_key} if proxy else {}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=cwd,
+        env=clean_env(**variables, **(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return Run(done.returncode, done.stdout, done.stderr, cwd)
+
+
+def write_csv(path: Path, text: str) -> Path:
+    path.write_text(text.lstrip("\n"), encoding="utf-8")
+    return path
