@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -469,7 +470,10 @@ def _free_name(path: Path) -> Path:
 
 
 class Report:
-    """The run's result and error files, its counts and what it tells the user as rows finish."""
+    """A run's result and error files, its counts, and what it tells the user as rows finish.
+
+    Scripts without an error file (sync) record failures as result rows with error_reason.
+    """
 
     def __init__(
         self,
@@ -477,43 +481,67 @@ class Report:
         name: str,
         *,
         result_columns: Sequence[str],
-        error_columns: Sequence[str] | None,
-        quiet: bool,
+        error_columns: Sequence[str] | None = None,
     ):
         directory = Path(output_dir)
-        self.results = ResultFile(
-            directory / f"{name}_result.csv", result_columns, holds_keys="api_keys" in result_columns
-        )
+        holds_keys = "api_keys" in result_columns
+        self.results = ResultFile(directory / f"{name}_result.csv", result_columns, holds_keys=holds_keys)
         self.errors = ResultFile(directory / f"{name}_error.csv", error_columns) if error_columns else None
-        self.quiet = quiet
+        self.counts: Counter[str] = Counter()
         self.failed = 0
         self._lock = threading.Lock()
 
+    def __enter__(self) -> Report:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.results.close()
+        if self.errors:
+            self.errors.close()
+
+    def done(self, status: str, **values: Any) -> None:
+        """A row that did what it should."""
+        self.results.write(status=status, **values)
+        with self._lock:
+            self.counts[status] += 1
+
     def fail(self, row: Row | None, reason: str, **values: Any) -> None:
-        """Record a failed row (in the error file) and say so on stderr."""
+        """A row that failed: into the error file (with the input columns, so it can be fixed and
+        fed back), or into the result file where the script has no error file."""
         reason = hide(reason)
         if self.errors is not None:
             self.errors.write(line=row.line if row else "", **(row.cells if row else {}), **values, error_reason=reason)
         else:
             self.results.write(**values, error_reason=reason)
+        self._count_failure(row, values.get("email") or (row["email"] if row else ""), reason)
+
+    def partly(self, status: str, reason: str, row: Row | None = None, **values: Any) -> None:
+        """A row that did its main work (a user exists, a key was issued: it belongs in the result
+        file) but not all of it: recorded as a result with the reason, and counted as failed."""
+        reason = hide(reason)
+        self.results.write(status=status, **values, error_reason=reason)
+        with self._lock:
+            self.counts[status] += 1
+        self._count_failure(row, values.get("email", ""), reason)
+
+    def _count_failure(self, row: Row | None, who: str, reason: str) -> None:
         with self._lock:
             self.failed += 1
-            if self.failed <= MAX_ECHOED_FAILURES:
-                where = f"line {row.line}: " if row else ""
-                print(
-                    f"FAILED {where}{values.get('email') or (row['email'] if row else '')}: {reason}", file=sys.stderr
-                )
-            elif self.failed == MAX_ECHOED_FAILURES + 1:
-                print("(more failures: see the error file)", file=sys.stderr)
+            shown = self.failed
+        if shown <= MAX_ECHOED_FAILURES:
+            where = f"line {row.line}: " if row else ""
+            print(f"FAILED {where}{who}: {reason}", file=sys.stderr, flush=True)
+        elif shown == MAX_ECHOED_FAILURES + 1:
+            print("(more failures: see the error file)", file=sys.stderr, flush=True)
 
-    def close(self) -> None:
-        self.results.close()
-        if self.errors:
-            self.errors.close()
+    def exit_code(self) -> int:
+        return Exit.ROW_FAILED if self.failed else Exit.OK
 
     def files(self) -> str:
-        names = [str(self.results.path)] + ([str(self.errors.path)] if self.errors else [])
-        return " and ".join(names)
+        where = f"results in {self.results.path}"
+        if self.results.path.stat().st_mode & 0o077 == 0:
+            where += " (it holds API keys: mode 0600, keep it safe)"
+        return where + (f", errors in {self.errors.path}" if self.errors else "")
 
 
 # -- running rows in parallel ---------------------------------------------------------------
@@ -541,7 +569,12 @@ class Progress:
 
 
 class Interrupted(Exception):
-    """Ctrl-C or SIGTERM stopped the run: what was in flight finished and was recorded."""
+    """Ctrl-C or SIGTERM stopped the run: what was in flight finished and was recorded;
+    not_started holds the items that never began."""
+
+    def __init__(self, not_started: list[Any]):
+        super().__init__("interrupted")
+        self.not_started = not_started
 
 
 _END = object()
@@ -588,13 +621,7 @@ def run_parallel(items: Iterable[T], work: Callable[[T], Any], *, workers: int, 
     if failure is not None:
         raise failure
     if stop.is_set():
-        raise Interrupted
-
-
-def exit_code(report: Report, *, interrupted: bool = False) -> int:
-    if interrupted:
-        return Exit.INTERRUPTED
-    return Exit.ROW_FAILED if report.failed else Exit.OK
+        raise Interrupted(list(remaining))
 
 
 # -- one run at a time --------------------------------------------------------------------------
@@ -620,10 +647,6 @@ def exclusive_run(name: str, base_url: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def chunked(items: Sequence[T], size: int) -> list[Sequence[T]]:
-    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def say(message: str, *, quiet: bool = False) -> None:

@@ -252,7 +252,9 @@ class LiteLLMClient:
         self._sort_by_user_id = True
         self._release: tuple[int, ...] | None = None
         self._release_known = False
+        self._rosters_locked: bool | None = None  # does the proxy lock team rosters? None: unknown
         self._guard = threading.Lock()
+        self._release_lock = threading.Lock()
         self._team_locks: dict[str, threading.Lock] = {}
         self._session = requests.Session()
         self._session.headers["Authorization"] = f"Bearer {master_key}"
@@ -294,12 +296,12 @@ class LiteLLMClient:
             raise ProxyError(error_message(payload), response.status_code, payload, answer_lost=lost)
         return payload
 
-    # -- releases ----------------------------------------------------------------------------
+    # -- releases and team rosters ---------------------------------------------------------
 
     @property
     def release(self) -> tuple[int, ...] | None:
-        """The proxy's LiteLLM release, or None where it does not say."""
-        with self._guard:
+        """The proxy's LiteLLM release, or None where it does not say (asked once)."""
+        with self._release_lock:
             if not self._release_known:
                 self._release = self._read_release()
                 self._release_known = True
@@ -307,7 +309,8 @@ class LiteLLMClient:
             return self._release
 
     def _read_release(self) -> tuple[int, ...] | None:
-        for path in ("/health/readiness", "/health/readiness/details"):
+        # recent releases tell the master key only; older ones tell anyone on the public probe
+        for path in ("/health/readiness/details", "/health/readiness"):
             try:
                 answer = self._call("GET", path)
             except ProxyError:
@@ -316,21 +319,29 @@ class LiteLLMClient:
                 return _release(answer["litellm_version"])
         return None
 
-    @property
-    def rosters_need_lock(self) -> bool:
-        """True where the proxy rewrites rosters without a lock (before 1.100, or unknown)."""
-        release = self.release
-        return release is None or release < LOCKED_ROSTER_RELEASE
+    def _proxy_locks_rosters(self) -> bool:
+        if self._rosters_locked is None:
+            release = self.release
+            self._rosters_locked = release is not None and release >= LOCKED_ROSTER_RELEASE
+        return self._rosters_locked
 
     @contextmanager
     def team_writes(self, team_ids: Iterable[str]) -> Iterator[None]:
-        """Hold the given teams while writing to their rosters, where the proxy needs it."""
+        """Hold the given teams while changing their rosters, unless the proxy locks them itself.
+
+        While that is unknown, writes to one team wait for each other; the first time one would
+        wait, the proxy's release is asked (once). A /user/new answer that lists the teams joined
+        (1.100 on) also tells it, for free.
+        """
         ids = sorted(set(team_ids))
-        if not ids or not self.rosters_need_lock:
+        if not ids or self._rosters_locked:
             yield
             return
         with self._guard:
             locks = [self._team_locks.setdefault(team_id, threading.Lock()) for team_id in ids]
+        if any(lock.locked() for lock in locks) and self._proxy_locks_rosters():
+            yield
+            return
         with ExitStack() as held:
             for lock in locks:  # always in sorted order, so two writers never deadlock
                 held.enter_context(lock)

@@ -111,7 +111,7 @@ class StandIn:
         server.daemon_threads = True
         self.port = server.server_address[1]
         self._server = server
-        threading.Thread(target=server.serve_forever, daemon=True, name="standin").start()
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True, name="standin").start()
         return self
 
     def stop(self) -> None:
@@ -847,9 +847,9 @@ def _handler_for(proxy: StandIn) -> type[BaseHTTPRequestHandler]:
             fault = proxy.fault_for(path)
             action = fault.action if fault else ""
             if fault and action == "status":
-                self._send(method, path, *_fault_answer(fault))
+                status, payload, headers = _fault_answer(fault)
             elif action == "drop_before":
-                self._drop()
+                status, payload, headers = 0, None, {}
             else:
                 if fault and action == "delay_before":
                     time.sleep(fault.seconds)
@@ -857,19 +857,17 @@ def _handler_for(proxy: StandIn) -> type[BaseHTTPRequestHandler]:
                     status, payload, headers = proxy.handle(method, self.path, self.headers, body)
                 except Answer as answer:
                     status, payload, headers = answer.status, answer.body, answer.headers
-                if fault and action == "delay_after":
-                    time.sleep(fault.seconds)
-                if action == "drop_after":
-                    with proxy.lock:
-                        proxy.log.append((method, path, status))
-                    self._drop()
-                else:
-                    self._send(method, path, status, payload, headers)
-
-        def _send(self, method: str, path: str, status: int, payload: Any, headers: dict[str, str]) -> None:
-            data = json.dumps(payload).encode()
             with proxy.lock:
                 proxy.log.append((method, path, status))
+            if fault and action == "delay_after":
+                time.sleep(fault.seconds)
+            if action in ("drop_before", "drop_after"):
+                self._drop()
+            else:
+                self._send(status, payload, headers)
+
+        def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
+            data = json.dumps(payload).encode()
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -3,6 +3,8 @@ and the real proxy. Where they disagree, the stand-in is wrong."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 import requests
 
@@ -164,7 +166,29 @@ def test_release_is_detected(proxy: Proxy) -> None:
     with proxy.client() as client:
         release = client.release
     assert release is not None
-    assert client.rosters_need_lock == (release < (1, 100, 0))
+    if proxy.standin:
+        assert ".".join(map(str, release)) == proxy.standin.release
+
+
+def test_the_older_stand_in_loses_members_like_a_real_1_80(old_standin: Proxy) -> None:
+    """Parallel /user/new into one team without the client's care: the roster loses members, as
+    measured on a real 1.80.7. This is what the tools' tests would catch a regression with."""
+    team = old_standin.create_team("race")
+
+    def create(n: int) -> str:
+        answer = requests.post(
+            f"{old_standin.url}/user/new",
+            json={"user_email": f"r{n}@example.com", "team_id": team},
+            headers={"Authorization": f"Bearer {old_standin.master_key}"},
+            timeout=30,
+        )
+        return answer.json()["user_id"]
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = set(pool.map(create, range(40)))
+    kept = ids & set(old_standin.standin.roster(team))
+    assert len(kept) < len(ids)
+    assert all(u.teams == (team,) for u in old_standin.users().values() if u.email and u.email.startswith("r"))
 
 
 @pytest.mark.parametrize(
