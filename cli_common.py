@@ -379,11 +379,13 @@ class ProxyState:
     teams: list[Team]
     key_aliases: set[str] = field(default_factory=set)
     users_by_email: dict[str, list[User]] = field(init=False)
+    users_by_id: dict[str, User] = field(init=False)
     teams_by_alias: dict[str, list[Team]] = field(init=False)
     teams_by_id: dict[str, Team] = field(init=False)
 
     def __post_init__(self) -> None:
         self.users_by_email = {}
+        self.users_by_id = {user.user_id: user for user in self.users}
         for user in self.users:
             if user.email:
                 self.users_by_email.setdefault(user.email.lower(), []).append(user)
@@ -394,13 +396,13 @@ class ProxyState:
         self.teams_by_id = {team.team_id: team for team in self.teams}
 
     @classmethod
-    def load(cls, proxy: LiteLLMClient, *, key_aliases: bool = False) -> ProxyState:
-        """Users page by page while teams (and keys) are read beside them."""
+    def load(cls, proxy: LiteLLMClient, *, teams: bool = True, key_aliases: bool = False) -> ProxyState:
+        """Users page by page while teams (and key aliases) are read beside them."""
         with ThreadPoolExecutor(2) as pool:
-            teams = pool.submit(proxy.teams)
+            team_list = pool.submit(proxy.teams) if teams else None
             aliases = pool.submit(proxy.key_aliases) if key_aliases else None
             users = list(proxy.users())
-            return cls(users, teams.result(), aliases.result() if aliases else set())
+            return cls(users, team_list.result() if team_list else [], aliases.result() if aliases else set())
 
     def find_team(self, alias: str) -> Team:
         """The one team with this alias (exactly); ValueError if none or several."""

@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -63,12 +64,13 @@ class Answer(Exception):
 @dataclass
 class Fault:
     path: str
-    action: str  # status | drop_before | drop_after | delay_before | delay_after
+    action: str  # status | drop_before | drop_after | delay_before | delay_after | call
     status: int = 503
     retry_after: float | None = None
     seconds: float = 0.0
     skip: int = 0  # matching requests let through first
     times: int = 1  # matching requests that get the fault (then it is spent)
+    call: Callable[[], None] | None = None  # action "call": run this first (someone else acting meanwhile)
     seen: int = 0
 
 
@@ -172,6 +174,14 @@ class StandIn:
     def seed_team(self, alias: str | None, team_id: str | None = None) -> str:
         with self.lock:
             return self._insert_team(team_id or str(uuid.uuid4()), alias, [])["team_id"]
+
+    def delete_user(self, user_id: str) -> None:
+        """Someone else deletes a user (no request counted)."""
+        with self.lock:
+            for token in [t for t, k in self.keys.items() if k["user_id"] == user_id]:
+                del self.keys[token]
+            self._remove_user(user_id)
+            self.changed()
 
     def user_by_email(self, email: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -668,9 +678,13 @@ def _member_user(proxy: StandIn, member: dict[str, Any], team_id: str) -> dict[s
             member["user_id"], member.get("user_email"), "internal_user", []
         )
     else:
-        found = [
-            u for u in proxy.users.values() if u["user_email"] == member.get("user_email")
-        ]  # exact, case-sensitive
+        wanted = (member.get("user_email") or "").lower()
+        found = [  # 1.80 looks the email up case-sensitively; 1.108 ignores case
+            u
+            for u in proxy.users.values()
+            if u["user_email"] == member.get("user_email")
+            or (not proxy.old and (u["user_email"] or "").lower() == wanted)
+        ]
         if len(found) > 1:
             raise Answer(
                 400, {"detail": {"error": "Multiple users with this email found in db. Please use 'user_id' instead."}}
@@ -853,6 +867,8 @@ def _handler_for(proxy: StandIn) -> type[BaseHTTPRequestHandler]:
             else:
                 if fault and action == "delay_before":
                     time.sleep(fault.seconds)
+                if fault and fault.call:
+                    fault.call()
                 try:
                     status, payload, headers = proxy.handle(method, self.path, self.headers, body)
                 except Answer as answer:

@@ -1,0 +1,142 @@
+"""del_user.py, run as a user runs it, against the stand-in (both releases) and the real proxy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import requests
+
+from litellm_client import User
+from tests.conftest import Proxy, run_script, write_csv
+
+
+def _twin(proxy: Proxy, email: str) -> str:
+    """A second user with the same email (in another case), as proxies let in: /user/update with
+    an unknown user_id creates that user, email and all."""
+    user_id = f"twin-{proxy.tag}"
+    answer = requests.post(
+        f"{proxy.url}/user/update",
+        json={"user_id": user_id, "user_email": email.upper(), "user_role": "internal_user"},
+        headers={"Authorization": f"Bearer {proxy.master_key}"},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    return user_id
+
+
+def test_listed_users_go_with_their_keys_and_others_stay(proxy: Proxy, tmp_path: Path) -> None:
+    team = proxy.create_team(f"del-{proxy.tag}")
+    with proxy.client() as client:
+        for name in ("alice", "bob", "keep"):
+            new = client.create_user(
+                proxy.email(name), role="internal_user", team_ids=[team], key_alias=f"{name}-{proxy.tag}"
+            )
+            client.generate_key(new.user_id, team_id=None, alias=f"{name}-2-{proxy.tag}")
+    write_csv(tmp_path / "user_dellist.csv", f"email\n{proxy.email('ALICE')}\n {proxy.email('bob')} \n")
+
+    run = run_script("del_user.py", proxy=proxy, cwd=tmp_path)
+
+    assert run.code == 0, run.output
+    assert list(proxy.users()) == [proxy.email("keep")]
+    assert proxy.users()[proxy.email("keep")].key_count == 2
+    results = sorted(run.rows("user_del_result.csv"), key=lambda r: r["email"])
+    assert [(r["email"], r["status"], r["keys_deleted"]) for r in results] == [
+        (proxy.email("alice"), "Deleted", "2"),
+        (proxy.email("bob"), "Deleted", "2"),
+    ]
+    assert run.rows("user_del_error.csv") == []
+    with proxy.client() as client:
+        assert {f"alice-{proxy.tag}", f"bob-2-{proxy.tag}"}.isdisjoint(client.key_aliases())
+        roster = next(t.member_ids for t in client.teams() if t.team_id == team)
+    assert {u.user_id for u in proxy.users().values()} <= roster
+    assert len(roster) == 2  # default_user_id and keep
+    assert "Deleted 2 users with 4 API keys, failed 0" in run.stdout
+
+
+def test_unknown_and_ambiguous_emails_are_reported_and_nothing_else_is_lost(proxy: Proxy, tmp_path: Path) -> None:
+    proxy.create_user(proxy.email("twin"))
+    twin = _twin(proxy, proxy.email("twin"))
+    proxy.create_user(proxy.email("gone"))
+    write_csv(
+        tmp_path / "user_dellist.csv",
+        f"email\n{proxy.email('nobody')}\n{proxy.email('twin')}\n{proxy.email('gone')}\nnot-an-email\n{proxy.email('gone')}\n",
+    )
+
+    run = run_script("del_user.py", proxy=proxy, cwd=tmp_path)
+
+    assert run.code == 1
+    reasons = {r["line"]: r["error_reason"] for r in run.rows("user_del_error.csv")}
+    assert reasons["2"] == "User not found in the system"
+    assert reasons["3"].startswith("2 users have this email (")
+    assert twin in reasons["3"]
+    assert reasons["5"] == "invalid email 'not-an-email'"
+    assert reasons["6"] == "listed twice (first on line 4)"
+    assert [r["email"] for r in run.rows("user_del_result.csv")] == [proxy.email("gone")]
+    assert len([u for u in _all(proxy) if (u.email or "").lower() == proxy.email("twin")]) == 2
+
+    by_id = write_csv(tmp_path / "by_id.csv", f"user_id,email\n{twin},\n")
+    run = run_script("del_user.py", "--csv-file", by_id.name, proxy=proxy, cwd=tmp_path)
+    assert run.code == 0, run.output
+    assert [u.user_id for u in _all(proxy) if (u.email or "").lower() == proxy.email("twin")] != [twin]
+
+
+def test_all_matches_deletes_every_user_with_the_email(proxy: Proxy, tmp_path: Path) -> None:
+    proxy.create_user(proxy.email("twin"))
+    _twin(proxy, proxy.email("twin"))
+    write_csv(tmp_path / "user_dellist.csv", f"email\n{proxy.email('twin')}\n")
+
+    run = run_script("del_user.py", "--all-matches", proxy=proxy, cwd=tmp_path)
+
+    assert run.code == 0, run.output
+    assert len(run.rows("user_del_result.csv")) == 2
+    assert not [u for u in _all(proxy) if (u.email or "").lower() == proxy.email("twin")]
+
+
+def test_dry_run_lists_users_with_key_counts_and_sends_no_write(proxy: Proxy, tmp_path: Path) -> None:
+    user_id = proxy.create_user(proxy.email("dry"), key_alias=f"dry-{proxy.tag}")
+    write_csv(tmp_path / "user_dellist.csv", f"email\n{proxy.email('dry')}\n")
+    if proxy.standin:
+        proxy.standin.reset_log()
+
+    run = run_script("del_user.py", "--dry-run", proxy=proxy, cwd=tmp_path)
+
+    assert run.code == 0, run.output
+    assert f"- {proxy.email('dry')} (user_id: {user_id}, keys: 1)" in run.stdout
+    assert "Users to delete: 1 (with 1 API keys)" in run.stdout
+    assert list(proxy.users()) == [proxy.email("dry")]
+    if proxy.standin:
+        assert proxy.standin.writes() == 0
+
+
+def test_a_user_deleted_by_someone_else_mid_run_does_not_stop_the_batch(standin: Proxy, tmp_path: Path) -> None:
+    ids = [standin.standin.seed_user(f"u{n}@example.com", keys=1) for n in range(5)]
+    standin.standin.fail("/user/delete", "call", call=lambda: standin.standin.delete_user(ids[2]))
+    write_csv(tmp_path / "user_dellist.csv", "email\n" + "".join(f"u{n}@example.com\n" for n in range(5)))
+
+    run = run_script("del_user.py", proxy=standin, cwd=tmp_path)
+
+    assert run.code == 1
+    assert sorted(r["email"] for r in run.rows("user_del_result.csv")) == [f"u{n}@example.com" for n in (0, 1, 3, 4)]
+    (error,) = run.rows("user_del_error.csv")
+    assert (error["line"], error["user_id"]) == ("4", ids[2])
+    assert error["error_reason"] == "User not found in the system (deleted by someone else during this run)"
+    assert standin.standin.users == {}
+    assert standin.standin.count("/user/delete") == 2
+
+
+def test_a_thousand_users_go_in_ten_delete_requests(standin: Proxy, tmp_path: Path) -> None:
+    for n in range(1000):
+        standin.standin.seed_user(f"u{n}@example.com", keys=1)
+    standin.standin.seed_user("stays@example.com")
+    write_csv(tmp_path / "user_dellist.csv", "email\n" + "".join(f"u{n}@example.com\n" for n in range(1000)))
+
+    run = run_script("del_user.py", "--quiet", proxy=standin, cwd=tmp_path)
+
+    assert run.code == 0, run.output
+    assert standin.standin.counts() == {"/user/list": 11, "/user/delete": 10}
+    assert [u["user_email"] for u in standin.standin.users.values()] == ["stays@example.com"]
+
+
+def _all(proxy: Proxy) -> list[User]:
+    with proxy.client() as client:
+        return list(client.users(email_contains=proxy.tag))
