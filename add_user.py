@@ -78,7 +78,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-key", action="store_true", help="create the users without API keys")
     p.add_argument("--invite", action="store_true", help="also create a password-setup invitation link per new user")
-    p.add_argument("--strict", action="store_true", help="stop before any change if any row is bad (exit 2)")
     return p.parse_args(argv)
 
 
@@ -201,11 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         check_keys = not args.no_key and any(row["key_name"] for row in rows)
         state = cli.ProxyState.load(proxy, key_aliases=check_keys)
         plan = plan_additions(rows, state, args)
-        if args.strict and plan.failures:
-            for row, reason in plan.failures:
-                print(f"ERROR: {args.csv_file} line {row.line}: {reason}", file=sys.stderr)
-            print(f"--strict: {len(plan.failures)} bad row(s); nothing was changed.", file=sys.stderr)
-            return cli.Exit.USAGE
+        cli.stop_if_strict(args, plan.failures)
         if args.dry_run:
             print(plan.describe(args))
             return cli.Exit.ROW_FAILED if plan.failures else cli.Exit.OK

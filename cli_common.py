@@ -129,6 +129,7 @@ def parser(
     )
     if csv_default:
         p.add_argument("--csv-file", default=csv_default, help="input CSV file (default: %(default)s)")
+        p.add_argument("--strict", action="store_true", help="stop before any change if any row is bad (exit 2)")
         p.add_argument(
             "--encoding", default="utf-8", help="input encoding if not UTF-8, e.g. latin-1 (default: %(default)s)"
         )
@@ -343,6 +344,14 @@ def _header(path: str, record: list[str], columns: Sequence[str], required: Sequ
 def _unescape(value: str) -> str:
     """Undo the quote that result files put before a formula-like cell, so they can be fed back."""
     return value[1:] if value.startswith("'") and value[1:2] in FORMULA_START else value
+
+
+def stop_if_strict(args: argparse.Namespace, failures: Sequence[tuple[Row, str]]) -> None:
+    """--strict: any bad row stops the run before any change, every bad row listed."""
+    if args.strict and failures:
+        lines = [f"ERROR: {args.csv_file} line {row.line}: {reason}" for row, reason in failures]
+        lines.append(f"--strict: {len(failures)} bad row(s); nothing was changed.")
+        raise UsageError("\n".join(lines))
 
 
 def parse_email(text: str) -> str | None:
@@ -630,8 +639,12 @@ def run_parallel(items: Iterable[T], work: Callable[[T], Any], *, workers: int, 
 
 
 @contextmanager
-def exclusive_run(name: str, base_url: str) -> Iterator[None]:
-    """Refuse to start while another run of this script against the same proxy is applying."""
+def exclusive_run(name: str, base_url: str, dry_run: bool = False) -> Iterator[None]:
+    """Refuse to start while another run of this script against the same proxy is applying.
+    A dry run changes nothing, so it neither takes nor waits for the lock."""
+    if dry_run:
+        yield
+        return
     digest = hashlib.sha256(base_url.lower().encode()).hexdigest()[:16]
     path = Path(tempfile.gettempdir()) / f"litellm-{name}-{digest}.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -651,7 +664,6 @@ def exclusive_run(name: str, base_url: str) -> Iterator[None]:
         os.close(fd)
 
 
-def say(message: str, *, quiet: bool = False) -> None:
+def say(message: str) -> None:
     """A message for the user on stderr (stdout stays for data and plans)."""
-    if not quiet:
-        print(message, file=sys.stderr, flush=True)
+    print(message, file=sys.stderr, flush=True)

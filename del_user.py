@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     with settings.connect(read_only=args.dry_run) as proxy:
         state = cli.ProxyState.load(proxy, teams=False)
         plan = plan_deletions(rows, state, args.all_matches)
+        cli.stop_if_strict(args, plan.failures)
         if args.dry_run:
             print(plan.describe(args.csv_file))
             return cli.Exit.ROW_FAILED if plan.failures else cli.Exit.OK

@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         with destination(args.output) as out:
             write(selected(), columns, values, args, out)
     note = f"; {hidden} more without an email or one of the four roles (--show-all shows them)" if hidden else ""
-    cli.say(f"{shown} users listed{note}; the proxy counts {pages.total} for this filter.", quiet=False)
+    cli.say(f"{shown} users listed{note}; the proxy counts {pages.total} for this filter.")
     return cli.Exit.OK
 
 
