@@ -282,8 +282,8 @@ def read_rows(
             cells = {name: _unescape(value.strip()) for name, value in zip(header, record, strict=False) if name}
             if any(cells.values()):
                 rows.append(Row(line, cells))
-    except csv.Error as exc:
-        raise UsageError(f"ERROR: {path} line {reader.line_num}: {exc}. Check its quotes.") from exc
+    except csv.Error as exc:  # reported at the line where the broken record starts
+        raise UsageError(f"ERROR: {path} line {next_line}: {exc}. Check its quotes.") from exc
     if not header:
         raise UsageError(f"ERROR: {path} is empty: expected a header line with an 'email' column.")
     return rows
