@@ -185,10 +185,10 @@ def apply(
 
     progress = cli.Progress(len(plan.additions), "users created", quiet=args.quiet)
     try:
-        cli.run_parallel(plan.additions, add, workers=args.workers, progress=progress)
+        cli.run_parallel(plan.additions, add, workers=args.workers, progress=progress, proxy=proxy)
     except cli.Interrupted as stop:
         for addition in stop.not_started:
-            report.fail(addition.row, "not started: the run was interrupted")
+            report.fail(addition.row, f"not started: {stop.reason}")
         raise
 
 
@@ -209,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         ) as report:
             try:
                 apply(plan, state, proxy, args, report)
-            except cli.Interrupted:
-                code = cli.Exit.INTERRUPTED
+            except cli.Interrupted as stop:
+                code = stop.code
             else:
                 code = report.exit_code()
     defaults = f" ({plan.default_role_rows} got the default role {args.user_role})" if plan.default_role_rows else ""

@@ -277,26 +277,32 @@ def read_rows(
         for record in reader:
             line, next_line = next_line, reader.line_num + 1
             if not header:
-                header = _header(path, record, columns, required)
+                if any(cell.strip() for cell in record):  # blank lines before the header are skipped
+                    header = _header(path, line, record, columns, required)
                 continue
             cells = {name: _unescape(value.strip()) for name, value in zip(header, record, strict=False) if name}
             if any(cells.values()):
                 rows.append(Row(line, cells))
     except csv.Error as exc:  # reported at the line where the broken record starts
-        raise UsageError(f"ERROR: {path} line {next_line}: {exc}. Check its quotes.") from exc
+        if "field larger" in str(exc):
+            reason = f"a field is too large (over {csv.field_size_limit()} characters)"
+        elif "end of data" in str(exc):
+            reason = "a quote opened here is never closed"
+        else:
+            reason = str(exc)
+        raise UsageError(f"ERROR: {path} line {next_line}: {reason}. Check its quotes.") from exc
     if not header:
         raise UsageError(f"ERROR: {path} is empty: expected a header line with an 'email' column.")
     return rows
 
 
 def _read_text(path: str, encoding: str) -> str:
-    file = Path(path)
-    if not file.exists():
-        raise UsageError(f"ERROR: CSV file '{path}' not found.")
-    if file.is_dir():
-        raise UsageError(f"ERROR: CSV file '{path}' is a directory, not a file.")
     try:
-        data = file.read_bytes()
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"ERROR: CSV file '{path}' not found.") from None
+    except IsADirectoryError:
+        raise UsageError(f"ERROR: CSV file '{path}' is a directory, not a file.") from None
     except OSError as exc:
         raise UsageError(f"ERROR: cannot read CSV file '{path}': {exc.strerror}.") from exc
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -327,17 +333,19 @@ def _delimiter(header_line: str) -> str:
     return best if counts[best] else ","
 
 
-def _header(path: str, record: list[str], columns: Sequence[str], required: Sequence[str]) -> list[str | None]:
+def _header(
+    path: str, line: int, record: list[str], columns: Sequence[str], required: Sequence[str]
+) -> list[str | None]:
     names: list[str | None] = []
     for cell in record:
         name = HEADER_ALIASES.get(cell.strip().lstrip("\ufeff").lower())
         if name in columns and name in names:
-            raise UsageError(f"ERROR: {path} line 1: two columns mean '{name}'; keep one.")
+            raise UsageError(f"ERROR: {path} line {line}: two columns mean '{name}'; keep one.")
         names.append(name if name in columns else None)
     if not any(name in names for name in required):
         found = ", ".join(cell.strip() for cell in record if cell.strip()) or "nothing"
         wanted = " or ".join(f"'{name}'" for name in required)
-        raise UsageError(f"ERROR: {path} line 1: no {wanted} column (found: {found}).")
+        raise UsageError(f"ERROR: {path} line {line}: no {wanted} column (found: {found}).")
     return names
 
 
@@ -580,23 +588,39 @@ class Progress:
 
 
 class Interrupted(Exception):
-    """Ctrl-C or SIGTERM stopped the run: what was in flight finished and was recorded;
-    not_started holds the items that never began."""
+    """The run stopped early; what was in flight finished and was recorded, not_started holds
+    the items that never began."""
 
-    def __init__(self, not_started: list[Any]):
-        super().__init__("interrupted")
+    code = Exit.INTERRUPTED
+
+    def __init__(self, not_started: list[Any], reason: str = "the run was interrupted"):
+        super().__init__(reason)
         self.not_started = not_started
+        self.reason = reason
+
+
+class ProxyGone(Interrupted):
+    """The proxy stopped answering mid-run: no new row starts, since each would only fail slowly."""
+
+    code = Exit.ROW_FAILED
 
 
 _END = object()
 
 
-def run_parallel(items: Iterable[T], work: Callable[[T], Any], *, workers: int, progress: Progress) -> None:
+def run_parallel(
+    items: Iterable[T],
+    work: Callable[[T], Any],
+    *,
+    workers: int,
+    progress: Progress,
+    proxy: LiteLLMClient | None = None,
+) -> None:
     """Run work(item) on `workers` threads; work records its own outcome as soon as it has it.
 
     Ctrl-C or SIGTERM: the items in flight finish, no new one starts, then Interrupted is raised
-    (a second Ctrl-C aborts at once). An unexpected error stops the run the same way, then is
-    raised.
+    (a second Ctrl-C aborts at once). If the proxy stops answering, the same happens with
+    ProxyGone. An unexpected error stops the run the same way, then is raised.
     """
     stop = threading.Event()
 
@@ -608,10 +632,11 @@ def run_parallel(items: Iterable[T], work: Callable[[T], Any], *, workers: int, 
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     failure: BaseException | None = None
+    gone: str | None = None
+    remaining = iter(items)
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="row") as pool:
             pending: set[Future[Any]] = set()
-            remaining = iter(items)
             while True:
                 while not stop.is_set() and len(pending) < workers:
                     item = next(remaining, _END)
@@ -626,11 +651,16 @@ def run_parallel(items: Iterable[T], work: Callable[[T], Any], *, workers: int, 
                     if future.exception() and failure is None:
                         failure = future.exception()
                         stop.set()
+                if proxy and proxy.unreachable and not stop.is_set():
+                    gone = proxy.unreachable
+                    stop.set()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if failure is not None:
         raise failure
+    if gone:
+        raise ProxyGone(list(remaining), f"the proxy stopped answering ({gone})")
     if stop.is_set():
         raise Interrupted(list(remaining))
 

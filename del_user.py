@@ -124,11 +124,11 @@ def apply(plan: Plan, proxy: LiteLLMClient, args: argparse.Namespace, report: cl
     batches = [list(batch) for batch in chunks(plan.deletions, BATCH_SIZE)]
     progress = cli.Progress(len(batches), f"batches of up to {BATCH_SIZE} users deleted", quiet=args.quiet)
     try:
-        cli.run_parallel(batches, delete, workers=args.workers, progress=progress)
+        cli.run_parallel(batches, delete, workers=args.workers, progress=progress, proxy=proxy)
     except cli.Interrupted as stop:
         for batch in stop.not_started:
             for d in batch:
-                report.fail(d.row, "not started: the run was interrupted", user_id=d.user.user_id)
+                report.fail(d.row, f"not started: {stop.reason}", user_id=d.user.user_id)
         raise
 
 
@@ -149,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         ) as report:
             try:
                 apply(plan, proxy, args, report, deleted)
-            except cli.Interrupted:
-                code = cli.Exit.INTERRUPTED
+            except cli.Interrupted as stop:
+                code = stop.code
             else:
                 code = report.exit_code()
     keys = sum(user.key_count for user in deleted)

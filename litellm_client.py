@@ -253,12 +253,14 @@ class LiteLLMClient:
         self._release: tuple[int, ...] | None = None
         self._release_known = False
         self._rosters_locked: bool | None = None  # does the proxy lock team rosters? None: unknown
+        self._gone: ProxyError | None = None  # the last request's failure, if it proves the proxy gone
         self._guard = threading.Lock()
         self._release_lock = threading.Lock()
         self._team_locks: dict[str, threading.Lock] = {}
         self._session = requests.Session()
         self._session.headers["Authorization"] = f"Bearer {master_key}"
-        self._session.verify = verify
+        # given with each request: a session-wide setting loses to REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE
+        self._verify = verify
         pool = workers + 4
         self._session.mount(self.base_url, HTTPAdapter(pool_maxsize=pool, max_retries=_retry(resend=True)))
         for path in NOT_RESENT:
@@ -278,10 +280,14 @@ class LiteLLMClient:
         started = time.monotonic()
         try:
             response = self._session.request(
-                method, self.base_url + path, params=params, json=body, timeout=self._timeout
+                method, self.base_url + path, params=params, json=body, timeout=self._timeout, verify=self._verify
             )
         except requests.RequestException as exc:
-            raise _transport_error(exc, self.base_url) from exc
+            error = _transport_error(exc, self.base_url)
+            if not error.answer_lost or path not in NOT_RESENT:
+                self._gone = error  # refused after every retry, or silent through every retry
+            raise error from exc
+        self._gone = None
         elapsed = (time.monotonic() - started) * 1000
         log.debug("%s %s%s -> %s in %.0f ms", method, path, _query(params), response.status_code, elapsed)
         try:
@@ -295,6 +301,12 @@ class LiteLLMClient:
             lost = response.status_code in (502, 504) and path in NOT_RESENT
             raise ProxyError(error_message(payload), response.status_code, payload, answer_lost=lost)
         return payload
+
+    @property
+    def unreachable(self) -> str | None:
+        """Why the proxy looks gone (the last request got no answer through all its retries), or
+        None while it answers. A create whose one answer was lost proves nothing by itself."""
+        return self._gone.message if self._gone else None
 
     # -- releases and team rosters ---------------------------------------------------------
 
@@ -642,7 +654,7 @@ def _retry(*, resend: bool) -> Retry:
     return Retry(
         total=RETRIES,
         connect=RETRIES,
-        read=RETRIES if resend else 0,
+        read=2 if resend else 0,  # a read timeout already waited --timeout seconds
         status=RETRIES,
         other=0,
         allowed_methods=None,

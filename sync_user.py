@@ -247,26 +247,26 @@ class Sync:
         try:
             self.parallel(adds, self.add, "users added")
         except cli.Interrupted as stop:
-            self.not_started([*stop.not_started, *updates, *deletes])
+            self.not_started([*stop.not_started, *updates, *deletes], stop)
             raise
         try:
             self.update(updates)
-        except cli.Interrupted:
-            self.not_started(deletes)
+        except cli.Interrupted as stop:
+            self.not_started(deletes, stop)
             raise
         try:
             self.parallel([list(batch) for batch in chunks(deletes, BATCH_SIZE)], self.delete, "batches deleted")
         except cli.Interrupted as stop:
-            self.not_started([change for batch in stop.not_started for change in batch])
+            self.not_started([change for batch in stop.not_started for change in batch], stop)
             raise
 
     def parallel(self, items: list[Any], work: Callable[[Any], None], label: str) -> None:
         progress = cli.Progress(len(items), label, quiet=self.args.quiet)
-        cli.run_parallel(items, work, workers=self.args.workers, progress=progress)
+        cli.run_parallel(items, work, workers=self.args.workers, progress=progress, proxy=self.proxy)
 
-    def not_started(self, changes: list[Change]) -> None:
+    def not_started(self, changes: list[Change], stop: cli.Interrupted) -> None:
         for change in changes:
-            self.failed(change, "not started: the run was interrupted")
+            self.failed(change, f"not started: {stop.reason}")
 
     def add(self, change: Change) -> None:
         try:
@@ -338,8 +338,8 @@ class Sync:
         for change in changes:
             expected = change.role_changes + len(change.joins) + len(change.leaves)
             reasons = problems.get(change.user_id, [])
-            if attempted[change.user_id] < expected:
-                reasons = [*reasons, "the run was interrupted before all of this user's changes were made"]
+            if stopped and attempted[change.user_id] < expected:
+                reasons = [*reasons, f"not all of this user's changes were made: {stopped.reason}"]
             if reasons:
                 self.failed(change, "; ".join(reasons))
             else:
@@ -403,8 +403,8 @@ def main(argv: list[str] | None = None) -> int:
         with cli.Report(args.output_dir, "user_sync", result_columns=RESULT_COLUMNS) as report:
             try:
                 Sync(plan, state, proxy, args, report).run()
-            except cli.Interrupted:
-                code = cli.Exit.INTERRUPTED
+            except cli.Interrupted as stop:
+                code = stop.code
             else:
                 code = report.exit_code()
     counts = ", ".join(

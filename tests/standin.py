@@ -21,6 +21,7 @@ import json
 import math
 import secrets
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -77,11 +78,20 @@ class Fault:
 class StandIn:
     """State of one fake proxy, and the server that answers for it."""
 
-    def __init__(self, *, release: str = "1.108.7", latency: float = 0.0, master_key: str = MASTER_KEY, port: int = 0):
+    def __init__(
+        self,
+        *,
+        release: str = "1.108.7",
+        latency: float = 0.0,
+        master_key: str = MASTER_KEY,
+        port: int = 0,
+        tls: tuple[str, str] | None = None,
+    ):
         self.release = release
         self.latency = latency
         self.master_key = master_key
         self.port = port
+        self.tls = tls  # (certificate file, key file): serve HTTPS
         self.users: dict[str, dict[str, Any]] = {}
         self.teams: dict[str, dict[str, Any]] = {}
         self.keys: dict[str, dict[str, Any]] = {}  # by hash
@@ -93,6 +103,7 @@ class StandIn:
         self.emails: Counter[str] = Counter()  # lower-cased, for the duplicate check
         self._cache: dict[tuple[Any, ...], Any] = {}
         self._server: ThreadingHTTPServer | None = None
+        self._connections: set[socket.socket] = set()
 
     @property
     def old(self) -> bool:
@@ -106,11 +117,16 @@ class StandIn:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> StandIn:
+        """Listen (again, on the same port after a stop or a crash: the state is kept)."""
         server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler_for(self))
         server.daemon_threads = True
+        if self.tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
         self.port = server.server_address[1]
         self._server = server
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True, name="standin").start()
@@ -121,6 +137,15 @@ class StandIn:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def crash(self) -> None:
+        """Die like a proxy process: stop listening and cut every open connection."""
+        self.stop()
+        with self.lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> StandIn:
         return self.start()
@@ -846,6 +871,17 @@ def _handler_for(proxy: StandIn) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: the stand-in counts requests instead of printing them."""
+
+        def setup(self) -> None:
+            super().setup()
+            with proxy.lock:
+                proxy._connections.add(self.connection)
+
+        def finish(self) -> None:
+            with proxy.lock:
+                proxy._connections.discard(self.connection)
+            with contextlib.suppress(OSError):
+                super().finish()
 
         def do_GET(self) -> None:
             self._serve("GET")
