@@ -158,7 +158,7 @@ def run_script(
     done = subprocess.run(
         [sys.executable, str(ROOT / script), *args],
         cwd=cwd,
-        env=clean_env(**variables, **(env or {})),
+        env=clean_env(**{**variables, **(env or {})}),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -96,6 +96,7 @@ class StandIn:
         self.teams: dict[str, dict[str, Any]] = {}
         self.keys: dict[str, dict[str, Any]] = {}  # by hash
         self.invitations: dict[str, dict[str, Any]] = {}
+        self.issued: list[str] = []  # every raw key handed out, for tests that look for leaks
         self.log: list[tuple[str, str, int]] = []  # (method, path, status) of every answered request
         self.faults: list[Fault] = []
         self.lock = threading.RLock()
@@ -350,6 +351,7 @@ class StandIn:
 
     def _insert_key(self, user_id: str | None, team_id: str | None, alias: str | None) -> tuple[str, dict[str, Any]]:
         raw = "sk-" + secrets.token_urlsafe(16)
+        self.issued.append(raw)
         stamp = now()
         row = {
             "token": key_hash(raw),
