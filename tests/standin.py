@@ -942,18 +942,20 @@ def _handler_for(proxy: StandIn) -> type[BaseHTTPRequestHandler]:
 
 
 def main() -> None:
-    cli = argparse.ArgumentParser(description="Run the LiteLLM stand-in until Ctrl-C.")
-    cli.add_argument("--port", type=int, default=4000)
-    cli.add_argument("--release", default="1.108.7", help="answer as this LiteLLM release (1.108.7 or 1.80.7)")
+    cli = argparse.ArgumentParser(description="Run the LiteLLM stand-in until Ctrl-C; prints its URL and master key.")
+    cli.add_argument("--port", type=int, default=4000, help="0 picks a free port (default: %(default)s)")
+    cli.add_argument("--release", default="1.108.7", help="answer as this LiteLLM release: 1.108.7 or 1.80.7")
     cli.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    cli.add_argument("--teams", default="", help="comma-separated aliases of teams to start with")
     args = cli.parse_args()
     proxy = StandIn(release=args.release, latency=args.latency, port=args.port).start()
+    for alias in filter(None, args.teams.split(",")):
+        proxy.seed_team(alias)
     print(f"LITELLM_BASE_URL={proxy.url}")
     print(f"LITELLM_MASTER_KEY={proxy.master_key}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         threading.Event().wait()
-    except KeyboardInterrupt:
-        proxy.stop()
+    proxy.stop()
 
 
 if __name__ == "__main__":
