@@ -553,7 +553,7 @@ class Report:
         elif shown == MAX_ECHOED_FAILURES + 1:
             print("(more failures: see the error file)", file=sys.stderr, flush=True)
 
-    def exit_code(self) -> int:
+    def exit_code(self) -> Exit:
         return Exit.ROW_FAILED if self.failed else Exit.OK
 
     def files(self) -> str:
