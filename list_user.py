@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     columns = parse_columns(args.columns)
     settings = cli.Settings.from_args(args)
     with settings.connect(read_only=True) as proxy:
-        state = cli.ProxyState(users=[], teams=proxy.teams())
+        needs_teams = bool(args.team) or "team_name" in columns  # one /team/list, only when it is used
+        state = cli.ProxyState(users=[], teams=proxy.teams() if needs_teams else [])
         team_id = team_filter(args.team, state)
         pages = proxy.users(role=args.role, email_contains=args.email_like, team_id=team_id)
         values = _column_values({team.team_id: team.alias or team.team_id for team in state.teams})

@@ -13,8 +13,10 @@ the ways proxy releases differ (see docs/litellm-notes.md):
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import re
+import sys
 import threading
 import time
 from collections import Counter
@@ -151,8 +153,8 @@ class User:
         return cls(
             user_id=str(row["user_id"]),
             email=row.get("user_email") or None,
-            role=row.get("user_role") or None,
-            teams=_unique(row.get("teams") or ()),  # 1.80 can list a team twice
+            role=sys.intern(row["user_role"]) if row.get("user_role") else None,  # shared: 100,000 users, 4 roles
+            teams=_unique(sys.intern(team) for team in row.get("teams") or ()),  # 1.80 can list a team twice
             key_count=int(row.get("key_count") or 0),
             user_alias=row.get("user_alias"),
             max_budget=row.get("max_budget"),
@@ -195,41 +197,40 @@ class DeleteOutcome:
 class UserPages:
     """Every user matching a filter, read page by page in a stable order.
 
-    The first page is read at once (so an unusable proxy fails here); the others are read
-    concurrently, a few pages ahead, and yielded in order.
+    The first page is read at once, so an unusable proxy fails here, and says how many follow.
     """
 
     def __init__(self, client: LiteLLMClient, params: dict[str, str]):
         self._client = client
         self._params = params
-        first = client._user_page(params, 1)
-        self.total = int(first.get("total") or 0)
-        self._pages = int(first.get("total_pages") or 1)
-        self._first = first
+        self._first = client._user_page(params, 1)
+        self.total = int(self._first.get("total") or 0)
 
     def __iter__(self) -> Iterator[User]:
         seen: set[str] = set()
-        for page in self._read_pages():
+        pages = int(self._first.get("total_pages") or 1)
+        for page in _pages(
+            lambda n: self._client._user_page(self._params, n), self._first, pages, self._client.workers
+        ):
             for row in page.get("users") or ():
                 user = User.from_api(row)
                 if user.user_id not in seen:  # pages shift when users are added meanwhile
                     seen.add(user.user_id)
                     yield user
 
-    def _read_pages(self) -> Iterator[dict[str, Any]]:
-        yield self._first
-        numbers = iter(range(2, self._pages + 1))
-        ahead = max(1, self._client.workers)
-        with ThreadPoolExecutor(ahead, thread_name_prefix="page") as pool:
-            pending = [pool.submit(self._client._user_page, self._params, n) for n in _take(numbers, ahead)]
-            while pending:
-                page = pending.pop(0).result()
-                pending.extend(pool.submit(self._client._user_page, self._params, n) for n in _take(numbers, 1))
-                yield page
 
-
-def _take(numbers: Iterator[int], count: int) -> list[int]:
-    return list(itertools.islice(numbers, count))
+def _pages(
+    fetch: Callable[[int], dict[str, Any]], first: dict[str, Any], count: int, ahead: int
+) -> Iterator[dict[str, Any]]:
+    """The first page, then pages 2..count read `ahead` at a time, yielded in order."""
+    yield first
+    numbers = iter(range(2, count + 1))
+    with ThreadPoolExecutor(max(1, ahead), thread_name_prefix="page") as pool:
+        pending = [pool.submit(fetch, n) for n in itertools.islice(numbers, ahead)]
+        while pending:
+            page = pending.pop(0).result()
+            pending.extend(pool.submit(fetch, n) for n in itertools.islice(numbers, 1))
+            yield page
 
 
 class LiteLLMClient:
@@ -253,6 +254,7 @@ class LiteLLMClient:
         self._release: tuple[int, ...] | None = None
         self._release_known = False
         self._rosters_locked: bool | None = None  # does the proxy lock team rosters? None: unknown
+        self._silent_about_teams = False  # its /user/new answers do not say which teams were joined
         self._gone: ProxyError | None = None  # the last request's failure, if it proves the proxy gone
         self._guard = threading.Lock()
         self._release_lock = threading.Lock()
@@ -288,15 +290,16 @@ class LiteLLMClient:
                 self._gone = error  # refused after every retry, or silent through every retry
             raise error from exc
         self._gone = None
-        elapsed = (time.monotonic() - started) * 1000
-        log.debug("%s %s%s -> %s in %.0f ms", method, path, _query(params), response.status_code, elapsed)
         try:
-            payload: Any = response.json()
+            payload: Any = json.loads(response.content)  # from bytes: no decoded copy of a big answer
         except ValueError:
             payload = response.text
-        if body is not None:
-            log.debug("  request: %s", redact(str(body))[:2000])
-        log.debug("  answer: %s", redact(response.text)[:2000])
+        if log.isEnabledFor(logging.DEBUG):
+            elapsed = (time.monotonic() - started) * 1000
+            log.debug("%s %s%s -> %s in %.0f ms", method, path, _query(params), response.status_code, elapsed)
+            if body is not None:
+                log.debug("  request: %s", redact(str(body)[:2000]))
+            log.debug("  answer: %s", redact(response.text[:2000]))
         if response.status_code >= 400:
             lost = response.status_code in (502, 504) and path in NOT_RESENT
             raise ProxyError(error_message(payload), response.status_code, payload, answer_lost=lost)
@@ -338,12 +341,12 @@ class LiteLLMClient:
         return self._rosters_locked
 
     @contextmanager
-    def team_writes(self, team_ids: Iterable[str]) -> Iterator[None]:
+    def team_writes(self, team_ids: Iterable[str], *, ask: bool = True) -> Iterator[None]:
         """Hold the given teams while changing their rosters, unless the proxy locks them itself.
 
-        While that is unknown, writes to one team wait for each other; the first time one would
-        wait, the proxy's release is asked (once). A /user/new answer that lists the teams joined
-        (1.100 on) also tells it, for free.
+        While that is unknown, writes to one team wait for each other. The first time one would
+        wait, the proxy's release is asked (once), unless ask is False: a /user/new answer that
+        lists the teams joined (recent releases) will tell, for free.
         """
         ids = sorted(set(team_ids))
         if not ids or self._rosters_locked:
@@ -351,12 +354,14 @@ class LiteLLMClient:
             return
         with self._guard:
             locks = [self._team_locks.setdefault(team_id, threading.Lock()) for team_id in ids]
-        if any(lock.locked() for lock in locks) and self._proxy_locks_rosters():
+        if ask and any(lock.locked() for lock in locks) and self._proxy_locks_rosters():
             yield
             return
         with ExitStack() as held:
             for lock in locks:  # always in sorted order, so two writers never deadlock
                 held.enter_context(lock)
+            if self._rosters_locked:  # learned while waiting
+                held.close()
             yield
 
     # -- users -------------------------------------------------------------------------------
@@ -410,7 +415,7 @@ class LiteLLMClient:
             body["team_id"] = team_ids[0]  # joins the team and gives the key to it
         elif team_ids:
             body["teams"] = list(team_ids)
-        with self.team_writes(team_ids):
+        with self.team_writes(team_ids, ask=self._silent_about_teams):
             try:
                 answer = self._call("POST", "/user/new", body=body)
             except ProxyError as exc:
@@ -430,7 +435,11 @@ class LiteLLMClient:
             user = NewUser(
                 str(answer["user_id"]), str(answer.get("key") or ""), tuple(team_ids), tuple(answer.get("models") or ())
             )
-            joined = answer.get("teams")  # the teams it really joined (1.100 on); a failed join is silent
+            joined = answer.get("teams")  # the teams it really joined; a failed join is silent
+            if joined is not None:
+                self._rosters_locked = True  # only releases that lock rosters (1.100 on) say which teams
+            elif team_ids:
+                self._silent_about_teams = True  # this release will not tell: ask it when it matters
             if joined is not None and set(team_ids) - set(joined):
                 try:
                     for team_id in sorted(set(team_ids) - set(joined)):
@@ -620,14 +629,14 @@ class LiteLLMClient:
         return [item for item in self._keys({"user_id": user_id}) if item.get("user_id") == user_id]
 
     def _keys(self, params: dict[str, str]) -> Iterator[dict[str, Any]]:
-        page, pages = 1, 1
-        while page <= pages:
-            answer = self._call(
-                "GET", "/key/list", params={**params, "return_full_object": "true", "page": page, "size": PAGE_SIZE}
-            )
-            pages = int(answer.get("total_pages") or 0)
+        def fetch(page: int) -> dict[str, Any]:
+            query = {**params, "return_full_object": "true", "page": page, "size": PAGE_SIZE}
+            answer: dict[str, Any] = self._call("GET", "/key/list", params=query)
+            return answer
+
+        first = fetch(1)
+        for answer in _pages(fetch, first, int(first.get("total_pages") or 0), self.workers):
             yield from (item for item in answer.get("keys") or () if isinstance(item, dict))
-            page += 1
 
     def generate_key(self, user_id: str, *, team_id: str | None, alias: str | None) -> str:
         body: dict[str, Any] = {"user_id": user_id, "key_alias": alias}

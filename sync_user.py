@@ -41,7 +41,7 @@ EXAMPLES = """\
 """
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     """One user the run looked at, and what it does to it."""
 

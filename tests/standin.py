@@ -122,8 +122,7 @@ class StandIn:
 
     def start(self) -> StandIn:
         """Listen (again, on the same port after a stop or a crash: the state is kept)."""
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler_for(self))
-        server.daemon_threads = True
+        server = _Server(("127.0.0.1", self.port), _handler_for(self))
         if self.tls:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(*self.tls)
@@ -562,13 +561,14 @@ def user_delete(proxy: StandIn, body: dict[str, Any]) -> Any:
             if user_id not in proxy.users:
                 raise Answer(404, {"detail": {"error": f"User not found, passed user_id={user_id}"}})
         teams = {t for user_id in ids for t in proxy.users[user_id]["teams"]}
+    gone = set(ids)
     for team_id in teams:
         if team_id in proxy.teams:
-            proxy.write_roster(team_id, lambda roster: [m for m in roster if m["user_id"] not in ids])
+            proxy.write_roster(team_id, lambda roster: [m for m in roster if m["user_id"] not in gone])
     with proxy.lock:
-        for token in [t for t, k in proxy.keys.items() if k["user_id"] in ids]:
+        for token in [t for t, k in proxy.keys.items() if k["user_id"] in gone]:
             del proxy.keys[token]
-        for invitation in [i for i, v in proxy.invitations.items() if v["user_id"] in ids]:
+        for invitation in [i for i, v in proxy.invitations.items() if v["user_id"] in gone]:
             del proxy.invitations[invitation]
         deleted = 0
         for user_id in ids:
@@ -857,6 +857,11 @@ ROUTES = {
 }
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default 5 drops connections when 8 workers connect at once
+
+
 def _fault_answer(fault: Fault) -> tuple[int, Any, dict[str, str]]:
     headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
     message = "Rate limit exceeded" if fault.status == 429 else "Service unavailable"
@@ -870,6 +875,7 @@ def _fault_answer(fault: Fault) -> tuple[int, Any, dict[str, str]]:
 def _handler_for(proxy: StandIn) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as uvicorn
+        disable_nagle_algorithm = True  # as uvicorn: no 40 ms wait between the headers and the body
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: the stand-in counts requests instead of printing them."""
