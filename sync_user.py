@@ -35,9 +35,8 @@ DEFAULT_SHARE = 10.0  # --max-delete default: 10% of the managed users...
 DEFAULT_FLOOR = 5  # ...but never fewer than 5
 EXAMPLES = """\
   python sync_user.py --dry-run                         # print the plan for user_list.csv, change nothing
-  python sync_user.py --csv-file user_list.csv          # apply it (at most 10% of the users deleted)
-  python sync_user.py --no-delete                       # add and update only
-  python sync_user.py --max-delete 40                   # allow a bigger clean-up, once
+  python sync_user.py                                   # apply it (stops if it deletes over 10% of the users)
+  python sync_user.py --no-delete --csv-file hr.csv     # add and update only
 """
 
 

@@ -77,3 +77,22 @@ def test_examples_run_as_written(doc: Path, tmp_path: Path) -> None:
             )
             expected = int(EXIT.search(command).group(1)) if EXIT.search(command) else 0
             assert done.returncode == expected, f"{doc.name}: {command}\n{done.stdout}{done.stderr}"
+
+
+@pytest.mark.parametrize("script", ["add_user.py", "del_user.py", "list_user.py", "sync_user.py"])
+def test_help_lists_the_options_with_defaults_and_ends_with_examples(script: str, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / script), "--help"],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert done.returncode == 0
+    lines = done.stdout.rstrip().splitlines()
+    examples = lines[lines.index("examples:") + 1 :]
+    assert 2 <= len(examples) <= 3
+    assert all(line.startswith(f"  python {script}") for line in examples)
+    assert "(default: " in done.stdout
