@@ -358,6 +358,12 @@ class RealProxy:
         with ThreadPoolExecutor(self.workers) as pool:
             return list(pool.map(create, emails))
 
+    def add_fillers(self, emails: list[str]) -> None:
+        """Users without key or team, put back in place of those just deleted: both deleters must
+        first list every user on the proxy, so both should find as many there."""
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda e: self.post("/user/new", {"user_email": e, "auto_create_key": False}), emails))
+
     def delete_users(self, emails: list[str]) -> None:
         """The minimal client, doing the calls del_user.py must: find the users' ids in one listing of
         the proxy (pages of 100, read in parallel), then /user/delete with 100 ids a request, in parallel."""
@@ -455,6 +461,7 @@ def real_round(proxy: RealProxy, n: int, tag: str, workdir: Path) -> tuple[RealR
 
     del_listing = listing()
     del_seconds = script("del_user.py", "--csv-file", "del.csv")
+    proxy.add_fillers([f"{label}-f{i}@example.com" for i in range(n)])  # both deleters list as many users
     started = time.perf_counter()
     proxy.delete_users(minimal_emails)
     minimal_del_seconds = time.perf_counter() - started

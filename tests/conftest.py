@@ -116,6 +116,12 @@ def proxy(request: pytest.FixtureRequest) -> Iterator[Proxy]:
 
 
 @pytest.fixture
+def real_proxy() -> Proxy:
+    """The real proxy alone, for what only it can show (skipped without one)."""
+    return _real_or_skip()
+
+
+@pytest.fixture
 def standin() -> Iterator[Proxy]:
     """The stand-in alone, for what only it can do: faults, latency, request counts."""
     with StandIn() as proxy:
