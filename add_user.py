@@ -103,10 +103,12 @@ def plan_additions(rows: list[cli.Row], state: cli.ProxyState, args: argparse.Na
             role, used_default = cli.parse_role(row["role"], args.user_role)
             teams = cli.split_teams(row["team_name"])
             for alias in teams:
-                if not state.teams_by_alias.get(alias) and args.create_teams:
-                    plan.new_teams += [] if alias in plan.new_teams else [alias]
-                else:
-                    state.find_team(alias)
+                if state.teams_by_alias.get(alias):
+                    state.find_team(alias)  # one team has it, or the row is ambiguous
+                elif not args.create_teams:
+                    raise ValueError(f"team '{alias}' does not exist (--create-teams creates it)")
+                elif alias not in plan.new_teams:
+                    plan.new_teams.append(alias)
             key_alias = None if args.no_key else row["key_name"] or None
             if key_alias in key_line:
                 raise ValueError(f"duplicate key name in the file (first on line {key_line[key_alias]})")
@@ -115,10 +117,7 @@ def plan_additions(rows: list[cli.Row], state: cli.ProxyState, args: argparse.Na
             if key_alias in state.key_aliases:
                 raise ValueError(f"key name '{key_alias}' is already used on the proxy")
         except ValueError as problem:
-            message = str(problem)
-            if "does not exist" in message:
-                message += " (--create-teams creates it)"
-            plan.failures.append((row, message))
+            plan.failures.append((row, str(problem)))
             continue
         plan.default_role_rows += used_default
         plan.additions.append(Addition(row, email, role, teams, key_alias))

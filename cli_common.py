@@ -405,7 +405,7 @@ class ProxyState:
         self.users_by_id = {user.user_id: user for user in self.users}
         for user in self.users:
             if user.email:
-                self.users_by_email.setdefault(user.email.lower(), []).append(user)
+                self.users_by_email.setdefault(user.email.strip().lower(), []).append(user)
         self.teams_by_alias = {}
         for team in self.teams:
             if team.alias:

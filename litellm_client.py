@@ -388,7 +388,7 @@ class LiteLLMClient:
     def find_users_by_email(self, email: str) -> list[User]:
         """Users whose email equals this one, ignoring case (the proxy's filter is a substring)."""
         wanted = email.strip().lower()
-        return [user for user in self.users(email_contains=wanted) if (user.email or "").lower() == wanted]
+        return [user for user in self.users(email_contains=wanted) if (user.email or "").strip().lower() == wanted]
 
     def create_user(
         self,

@@ -31,6 +31,7 @@ RESULT_COLUMNS = (
     "line",
     "detail",
 )
+LEAVE_OUT = {"ADDED": "no_add", "UPDATED": "no_update", "DELETED": "no_delete"}  # the flag per kind
 DEFAULT_SHARE = 10.0  # --max-delete default: 10% of the managed users...
 DEFAULT_FLOOR = 5  # ...but never fewer than 5
 EXAMPLES = """\
@@ -167,7 +168,7 @@ def plan_sync(rows: list[cli.Row], state: cli.ProxyState, args: argparse.Namespa
             continue
         _add(plan, change, args)
     for user in state.users:
-        if user.is_managed and (user.email or "").lower() not in listed:
+        if user.is_managed and (user.email or "").strip().lower() not in listed:
             _add(
                 plan,
                 Change("DELETED", user.email or "", None, user, user.role, teams=user.teams, keys_lost=user.key_count),
@@ -196,11 +197,9 @@ def _compare(
 
 
 def _add(plan: Plan, change: Change, args: argparse.Namespace) -> None:
-    flag = {"ADDED": args.no_add, "UPDATED": args.no_update, "DELETED": args.no_delete}.get(change.action)
-    if flag:
-        plan.left_out.append(
-            (change, f"left out by --no-{change.action[:-2].lower() if change.action != 'ADDED' else 'add'}")
-        )
+    flag = LEAVE_OUT.get(change.action)
+    if flag and getattr(args, flag):
+        plan.left_out.append((change, f"left out by --{flag.replace('_', '-')}"))
     else:
         plan[change.action].append(change)
 
