@@ -243,6 +243,9 @@ def run(main: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return Exit.INTERRUPTED
+    except BrokenPipeError:  # whoever read stdout stopped (| head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return Exit.OK
     except Exception:  # a bug: show it, but never with a key in it
         print(hide(traceback.format_exc()), file=sys.stderr)
         return Exit.ROW_FAILED
