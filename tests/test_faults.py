@@ -214,7 +214,7 @@ def test_kill_9_during_a_sync_and_a_rerun_finishes(standin: Proxy, tmp_path: Pat
     rerun = run_script("sync_user.py", "--max-delete", "20", proxy=standin, cwd=tmp_path)
     assert rerun.code == 0, rerun.output
     _no_duplicates(standin, emails)
-    assert sorted(u["user_email"] for u in standin.standin.users.values()) == emails
+    assert sorted(str(u["user_email"]) for u in standin.standin.users.values()) == emails
 
 
 def test_ctrl_c_finishes_the_rows_in_flight_and_starts_no_new_one(standin: Proxy, tmp_path: Path) -> None:
