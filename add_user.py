@@ -206,12 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         with cli.Report(
             args.output_dir, "user_reg", result_columns=RESULT_COLUMNS, error_columns=ERROR_COLUMNS
         ) as report:
-            try:
-                apply(plan, state, proxy, args, report)
-            except cli.Interrupted as stop:
-                code = stop.code
-            else:
-                code = report.exit_code()
+            code = report.run(lambda: apply(plan, state, proxy, args, report))
     defaults = f" ({plan.default_role_rows} got the default role {args.user_role})" if plan.default_role_rows else ""
     print(
         f"Created {report.counts['created']} users{defaults}, skipped {report.counts['skipped']}, "

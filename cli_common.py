@@ -556,7 +556,12 @@ class Report:
         elif shown == MAX_ECHOED_FAILURES + 1:
             print("(more failures: see the error file)", file=sys.stderr, flush=True)
 
-    def exit_code(self) -> Exit:
+    def run(self, work: Callable[[], None]) -> Exit:
+        """Apply the work that fills this report; the run's exit code, also when it stopped early."""
+        try:
+            work()
+        except Interrupted as stop:
+            return stop.code
         return Exit.ROW_FAILED if self.failed else Exit.OK
 
     def files(self) -> str:

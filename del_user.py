@@ -147,12 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         with cli.Report(
             args.output_dir, "user_del", result_columns=RESULT_COLUMNS, error_columns=ERROR_COLUMNS
         ) as report:
-            try:
-                apply(plan, proxy, args, report, deleted)
-            except cli.Interrupted as stop:
-                code = stop.code
-            else:
-                code = report.exit_code()
+            code = report.run(lambda: apply(plan, proxy, args, report, deleted))
     keys = sum(user.key_count for user in deleted)
     print(f"Deleted {len(deleted)} users with {keys} API keys, failed {report.failed}; {report.files()}.")
     return code

@@ -399,12 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             return cli.Exit.ROW_FAILED if plan.failures else cli.Exit.OK
         with cli.Report(args.output_dir, "user_sync", result_columns=RESULT_COLUMNS) as report:
-            try:
-                Sync(plan, state, proxy, args, report).run()
-            except cli.Interrupted as stop:
-                code = stop.code
-            else:
-                code = report.exit_code()
+            code = report.run(lambda: Sync(plan, state, proxy, args, report).run())
     counts = ", ".join(
         f"{action.lower()} {len(plan[action])}" for action in ("ADDED", "UPDATED", "DELETED", "UNCHANGED")
     )
