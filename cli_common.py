@@ -460,7 +460,7 @@ class ResultFile:
     def __init__(self, path: Path, columns: Sequence[str], *, holds_keys: bool = False):
         self.path = path
         self.columns = list(columns)
-        self.count = 0
+        self.holds_keys = holds_keys
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
@@ -475,7 +475,6 @@ class ResultFile:
         with self._lock:
             self._writer.writerow([cell(values.get(column)) for column in self.columns])
             self._file.flush()
-            self.count += 1
 
     def close(self) -> None:
         self._file.close()
@@ -566,7 +565,7 @@ class Report:
 
     def files(self) -> str:
         where = f"results in {self.results.path}"
-        if self.results.path.stat().st_mode & 0o077 == 0:
+        if self.results.holds_keys:
             where += " (it holds API keys: mode 0600, keep it safe)"
         return where + (f", errors in {self.errors.path}" if self.errors else "")
 
@@ -585,9 +584,9 @@ class Progress:
         self._started = self._shown = time.monotonic()
         self._lock = threading.Lock()
 
-    def advance(self, count: int = 1) -> None:
+    def advance(self) -> None:
         with self._lock:
-            self.done += count
+            self.done += 1
             now = time.monotonic()
             if self.quiet or now - self._shown < 1.0 or now - self._started < 1.0:
                 return
@@ -700,8 +699,3 @@ def exclusive_run(name: str, base_url: str, dry_run: bool = False) -> Iterator[N
         yield
     finally:
         os.close(fd)
-
-
-def say(message: str) -> None:
-    """A message for the user on stderr (stdout stays for data and plans)."""
-    print(message, file=sys.stderr, flush=True)

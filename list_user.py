@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         with destination(args.output) as out:
             write(selected(), columns, values, args, out)
     note = f"; {hidden} more without an email or one of the four roles (--show-all shows them)" if hidden else ""
-    cli.say(f"{shown} users listed{note}; the proxy counts {pages.total} for this filter.")
+    print(f"{shown} users listed{note}; the proxy counts {pages.total} for this filter.", file=sys.stderr)
     return cli.Exit.OK
 
 
