@@ -8,6 +8,7 @@ its own plan (what to change) and the order in which it applies it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import fcntl
 import hashlib
@@ -626,16 +627,20 @@ def run_parallel(
     """Run work(item) on `workers` threads; work records its own outcome as soon as it has it.
 
     Ctrl-C or SIGTERM: the items in flight finish, no new one starts, then Interrupted is raised
-    (a second Ctrl-C aborts at once). If the proxy stops answering, the same happens with
+    (a second Ctrl-C quits at once). If the proxy stops answering, the same happens with
     ProxyGone. An unexpected error stops the run the same way, then is raised.
     """
     stop = threading.Event()
 
     def on_signal(*_: object) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
+        if stop.is_set():  # a second Ctrl-C: out now, like kill (rows in flight go unrecorded)
+            os._exit(Exit.INTERRUPTED)
         stop.set()
-        print("Interrupted: finishing the rows in flight, starting no new ones.", file=sys.stderr, flush=True)
+        print(
+            "Interrupted: finishing the rows in flight, starting no new ones (Ctrl-C again to quit at once).",
+            file=sys.stderr,
+            flush=True,
+        )
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     failure: BaseException | None = None
@@ -684,7 +689,10 @@ def exclusive_run(name: str, base_url: str, dry_run: bool = False) -> Iterator[N
         return
     digest = hashlib.sha256(base_url.lower().encode()).hexdigest()[:16]
     path = Path(tempfile.gettempdir()) / f"litellm-{name}-{digest}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError:  # another user's lock file: a read-only descriptor locks it as well
+        fd = os.open(path, os.O_RDONLY)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -694,8 +702,9 @@ def exclusive_run(name: str, base_url: str, dry_run: bool = False) -> Iterator[N
                 f"ERROR: another {name} run against {base_url} is still applying changes (pid {holder}; lock {path}). "
                 "Nothing was changed: try again when it has finished."
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        with contextlib.suppress(OSError):  # the pid is for the message only
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
     finally:
         os.close(fd)
