@@ -7,7 +7,8 @@ the ways proxy releases differ (see docs/litellm-notes.md):
   from 1.81 on and an empty 200 before;
 - /user/delete is all-or-nothing: one unknown id fails the whole batch with 404;
 - before 1.100 a team's roster is read, changed and written back without a lock, so parallel
-  writes to one team lose members: this client serializes them on those releases.
+  writes to one team lose members: this client lets them overlap only once the proxy is known
+  to lock rosters itself.
 """
 
 from __future__ import annotations
