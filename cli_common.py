@@ -159,7 +159,7 @@ class Settings:
     """Where and how to reach the proxy: a flag beats the environment, which beats .env."""
 
     base_url: str
-    master_key: str
+    master_key: str = field(repr=False)
     timeout: float
     workers: int
     verify: bool | str
@@ -199,28 +199,28 @@ class Settings:
         )
 
 
+_SECRETS: list[str] = []  # the master key, once known: hidden wherever text leaves the tool
+
+
 class _Redactor(logging.Filter):
     """Keys and the master key never reach the log, whatever logged them."""
 
-    def __init__(self, secrets: Sequence[str]):
-        super().__init__()
-        self._secrets = [s for s in secrets if s]
-
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = hide(record.getMessage(), self._secrets)
+        record.msg = hide(record.getMessage())
         record.args = None
         return True
 
 
-def hide(text: str, secrets: Sequence[str] = ()) -> str:
-    for secret in secrets:
+def hide(text: str) -> str:
+    for secret in _SECRETS:
         text = text.replace(secret, "***")
     return redact(text)
 
 
 def setup_logging(debug: bool, *, secrets: Sequence[str]) -> None:
+    _SECRETS[:] = [secret for secret in secrets if secret]
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_Redactor(secrets))
+    handler.addFilter(_Redactor())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]

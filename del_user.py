@@ -121,7 +121,7 @@ def apply(plan: Plan, proxy: LiteLLMClient, args: argparse.Namespace, report: cl
                 user_id=user.user_id,
             )
 
-    batches = [list(batch) for batch in chunks(plan.deletions, BATCH_SIZE)]
+    batches = [list(batch) for batch in chunks(plan.deletions)]
     progress = cli.Progress(len(batches), f"batches of up to {BATCH_SIZE} users deleted", quiet=args.quiet)
     try:
         cli.run_parallel(batches, delete, workers=args.workers, progress=progress, proxy=proxy)

@@ -183,9 +183,7 @@ class Team:
 class NewUser:
     user_id: str
     key: str  # "" without a key
-    teams: tuple[str, ...]
     models: tuple[str, ...]
-    recovered: bool = False  # the answer was lost; the user was found and its key replaced
     problem: str = ""  # created, but something after that failed
 
 
@@ -433,22 +431,18 @@ class LiteLLMClient:
                         answer_lost=True,
                     ) from exc
                 return self._recover(found[0], team_ids, key_alias, with_key)
-            user = NewUser(
-                str(answer["user_id"]), str(answer.get("key") or ""), tuple(team_ids), tuple(answer.get("models") or ())
-            )
+            user = NewUser(str(answer["user_id"]), str(answer.get("key") or ""), tuple(answer.get("models") or ()))
             joined = answer.get("teams")  # the teams it really joined; a failed join is silent
-            if joined is not None:
-                self._rosters_locked = True  # only releases that lock rosters (1.100 on) say which teams
-            elif team_ids:
-                self._silent_about_teams = True  # this release will not tell: ask it when it matters
-            if joined is not None and set(team_ids) - set(joined):
-                try:
-                    for team_id in sorted(set(team_ids) - set(joined)):
-                        self._member_add_batch(team_id, [user.user_id])
-                except ProxyError as exc:
-                    return NewUser(
-                        user.user_id, user.key, tuple(joined), user.models, problem=f"not added to every team: {exc}"
-                    )
+            if joined is None:
+                if team_ids:
+                    self._silent_about_teams = True  # this release will not tell: ask it when it matters
+                return user
+            self._rosters_locked = True  # only releases that lock rosters (1.100 on) say which teams
+            try:
+                for team_id in sorted(set(team_ids) - set(joined)):
+                    self._member_add_batch(team_id, [user.user_id])
+            except ProxyError as exc:
+                return NewUser(user.user_id, user.key, user.models, problem=f"not added to every team: {exc}")
         return user
 
     def _recover(self, user: User, team_ids: Sequence[str], key_alias: str | None, with_key: bool) -> NewUser:
@@ -470,7 +464,7 @@ class LiteLLMClient:
                 exc.user_id = user.user_id
                 exc.message = f"created, but its key was lost and could not be replaced: {exc.message}"
                 raise
-        return NewUser(user.user_id, key, tuple(team_ids), user.models, recovered=True)
+        return NewUser(user.user_id, key, user.models)
 
     def update_user_role(self, user_id: str, role: str) -> None:
         """Set a user's role. /user/update creates unknown ids, so a user deleted meanwhile is
@@ -537,7 +531,7 @@ class LiteLLMClient:
             except ProxyError as exc:
                 if not exc.answer_lost:
                     raise
-                answer = self._call("POST", "/invitation/new", body={"user_id": user_id})
+                answer = self._call("POST", "/invitation/new", body={"user_id": user_id})  # once more
         except ProxyError as exc:
             if "LiteLLM_UserTable" in exc.message:
                 raise ProxyError(
@@ -619,11 +613,7 @@ class LiteLLMClient:
 
     def key_aliases(self) -> set[str]:
         """The alias of every key on the proxy."""
-        aliases: set[str] = set()
-        for item in self._keys({}):
-            if item.get("key_alias"):
-                aliases.add(str(item["key_alias"]))
-        return aliases
+        return {str(item["key_alias"]) for item in self._keys({}) if item.get("key_alias")}
 
     def _user_keys(self, user_id: str) -> list[dict[str, Any]]:
         # user_id was a substring filter for admins on 1.86: keep exact matches only

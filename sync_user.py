@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import cli_common as cli
-from litellm_client import BATCH_SIZE, LiteLLMClient, ProxyError, User, chunks
+from litellm_client import LiteLLMClient, ProxyError, User, chunks
 
 COLUMNS = ("email", "role", "team_name")
 RESULT_COLUMNS = (
@@ -83,9 +83,9 @@ class Plan:
             f"  Users unchanged: {len(self['UNCHANGED'])}",
         ]
         lines += [f"  + {c.email} (Role: {c.role or 'default'}, Team: {names(c.teams)})" for c in self["ADDED"]]
-        for c in self["DELETED"]:
-            assert c.user is not None
-            lines.append(f"  - {c.email} (Role: {c.user.role}, Team: {names(c.user.teams)}, keys: {c.keys_lost})")
+        lines += [
+            f"  - {c.email} (Role: {c.role}, Team: {names(c.teams)}, keys: {c.keys_lost})" for c in self["DELETED"]
+        ]
         for c in self["UPDATED"]:
             assert c.user is not None
             parts = [f"Role: {c.user.role or 'none'} -> {c.role}"] if c.role_changes else []
@@ -158,13 +158,8 @@ def plan_sync(rows: list[cli.Row], state: cli.ProxyState, args: argparse.Namespa
             teams = tuple(state.find_team(alias).team_id for alias in cli.split_teams(row["team_name"]))
             change = _compare(row, email, users[0] if users else None, teams, state, args)
         except ValueError as problem:
-            plan.failures.append(
-                (
-                    row,
-                    str(problem),
-                    Change("UPDATED" if users else "ADDED", row["email"], row, users[0] if users else None),
-                )
-            )
+            failed = Change("UPDATED" if users else "ADDED", row["email"], row, users[0] if users else None)
+            plan.failures.append((row, str(problem), failed))
             continue
         _add(plan, change, args)
     for user in state.users:
@@ -253,7 +248,7 @@ class Sync:
             self.not_started(deletes, stop)
             raise
         try:
-            self.parallel([list(batch) for batch in chunks(deletes, BATCH_SIZE)], self.delete, "batches deleted")
+            self.parallel([list(batch) for batch in chunks(deletes)], self.delete, "batches deleted")
         except cli.Interrupted as stop:
             self.not_started([change for batch in stop.not_started for change in batch], stop)
             raise

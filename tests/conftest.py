@@ -116,7 +116,7 @@ def proxy(request: pytest.FixtureRequest) -> Iterator[Proxy]:
 
 
 @pytest.fixture
-def real_proxy() -> Proxy:
+def real() -> Proxy:
     """The real proxy alone, for what only it can show (skipped without one)."""
     return _real_or_skip()
 

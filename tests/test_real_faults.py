@@ -80,18 +80,17 @@ class Forwarder:
 
 
 @pytest.fixture
-def forwarder(real_proxy: Proxy) -> Iterator[tuple[Forwarder, Proxy]]:
-    between = Forwarder(real_proxy.url)
-    yield between, Proxy("real, through a forwarder", between.url, real_proxy.master_key, tag=real_proxy.tag)
+def forwarder(real: Proxy) -> Iterator[tuple[Forwarder, Proxy]]:
+    between = Forwarder(real.url)
+    yield between, Proxy("real, through a forwarder", between.url, real.master_key, tag=real.tag)
     between.close()
 
 
 @pytest.mark.integration
 def test_lost_answers_to_user_new_on_the_real_proxy(
-    real_proxy: Proxy, forwarder: tuple[Forwarder, Proxy], tmp_path: Path
+    real: Proxy, forwarder: tuple[Forwarder, Proxy], tmp_path: Path
 ) -> None:
     between, proxy = forwarder
-    real = real_proxy
     team = f"lost-{real.tag}"
     real.create_team(team)
     emails = [real.email(f"lost{n}") for n in range(4)]
@@ -115,10 +114,9 @@ def test_lost_answers_to_user_new_on_the_real_proxy(
 
 @pytest.mark.integration
 def test_a_lost_answer_to_a_delete_on_the_real_proxy(
-    real_proxy: Proxy, forwarder: tuple[Forwarder, Proxy], tmp_path: Path
+    real: Proxy, forwarder: tuple[Forwarder, Proxy], tmp_path: Path
 ) -> None:
     between, proxy = forwarder
-    real = real_proxy
     emails = [real.email(f"gone{n}") for n in range(3)]
     for email in emails:
         real.create_user(email)
