@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Create LiteLLM users from a CSV file, each with its role, team(s) and an API key.
+"""Create LiteLLM users from a CSV file, each with its role, team(s), access columns and an API key.
 
 Manual: docs/add_user_manual.md
 """
@@ -8,24 +8,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-import cli_common as cli
-from litellm_client import LiteLLMClient, ProxyError, User
+from common import csv_input, exits, lease, options, user_record
+from common.csv_input import Row
+from common.exits import Exit
+from common.results import Report, plural
+from common.runner import Interrupted, Runner
+from common.snapshot import Snapshot
+from litellm_client import LiteLLMClient, NewUser, NewUserSpec, ProxyError, User
 
-COLUMNS = ("email", "role", "team_name", "key_name")
-RESULT_COLUMNS = (
-    "email",
-    "role",
-    "user_id",
-    "team_name",
-    "models",
-    "api_keys",
-    "invitation_url",
-    "status",
-    "error_reason",
-)
-ERROR_COLUMNS = ("line", *COLUMNS, "user_id", "error_reason")
+COLUMNS = ("email", "role", "team_name", "key_name", "key_duration", "user_id", *user_record.ACCESS_COLUMNS)
+RESULT_COLUMNS = ("email", "role", "user_id", "team_name", "models", "api_keys", "invitation_url", "status")
 EXAMPLES = """\
   python add_user.py --dry-run                          # check user_addlist.csv, change nothing
   python add_user.py --csv-file new_hires.csv --create-teams --invite
@@ -35,28 +31,33 @@ EXAMPLES = """\
 
 @dataclass(frozen=True)
 class Addition:
-    row: cli.Row
-    email: str
-    role: str | None  # None: no role is sent, the proxy's default applies
-    teams: list[str]  # aliases
-    key_alias: str | None
+    row: Row
+    spec: NewUserSpec
+    teams: list[str]  # as the file names them
+    values: dict[str, Any]  # the access columns the row sets
+    unfinished: User | None = None  # created by an earlier run whose answer was lost: finish it
 
 
 @dataclass
 class Plan:
     additions: list[Addition] = field(default_factory=list)
-    skipped: list[tuple[cli.Row, User]] = field(default_factory=list)
-    failures: list[tuple[cli.Row, str]] = field(default_factory=list)
+    skipped: list[tuple[Row, User]] = field(default_factory=list)
+    failures: list[tuple[Row, str]] = field(default_factory=list)
     new_teams: list[str] = field(default_factory=list)
     default_role_rows: int = 0
 
-    def describe(self, args: argparse.Namespace) -> str:
-        lines = [f"Plan for {args.csv_file}:"]
+    def describe(self, csv_file: str, default_role: str) -> str:
+        lines = [f"Plan for {csv_file}:"]
         lines += [f"  + team {alias}" for alias in self.new_teams]
         for add in self.additions:
-            key = "none" if args.no_key else (add.key_alias or "(no alias)")
+            key = (add.spec.key_alias or "(no alias)") if add.spec.with_key else "none"
+            if add.spec.with_key and add.spec.key_duration:
+                key += f", expires after {add.spec.key_duration}"
+            values = "".join(f", {column}: {user_record.show(column, v)}" for column, v in add.values.items())
+            finish = f", finishing user_id {add.unfinished.user_id}" if add.unfinished else ""
             lines.append(
-                f"  + {add.email} (Role: {add.role or 'default'}, Teams: {';'.join(add.teams) or '-'}, Key: {key})"
+                f"  + {add.spec.email} (Role: {add.spec.role or 'default'}, Teams: {';'.join(add.teams) or '-'}, "
+                f"Key: {key}{values}{finish})"
             )
         lines += [f"  = {row['email']} (exists: skipped)" for row, _ in self.skipped]
         lines += [f"  ! line {row.line} {row['email']}: {reason}" for row, reason in self.failures]
@@ -65,155 +66,271 @@ class Plan:
             f"skipped: {len(self.skipped)}, rows with errors: {len(self.failures)}."
         )
         if self.default_role_rows:
-            lines.append(f"{self.default_role_rows} row(s) have no role and get the default role {args.user_role}.")
+            lines.append(
+                f"{plural(self.default_role_rows, 'row')} have no role and get the default role {default_role}."
+            )
         return "\n".join(lines)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = cli.parser(__doc__.splitlines()[0], examples=EXAMPLES, csv_default="user_addlist.csv")
-    cli.add_role_option(p)
+    p = options.parser(__doc__.splitlines()[0], examples=EXAMPLES, csv_default="user_addlist.csv")
+    options.add_role_option(p)
     p.add_argument("--create-teams", action="store_true", help="create teams that do not exist (default: a row error)")
     p.add_argument(
         "--skip-existing", action="store_true", help="record users that already exist as skipped, not as errors"
     )
     p.add_argument("--no-key", action="store_true", help="create the users without API keys")
+    p.add_argument(
+        "--key-duration",
+        type=options.duration,
+        help="how long each new key lasts (30d, 1mo, ...), for rows without a key_duration cell (default: no expiry)",
+    )
     p.add_argument("--invite", action="store_true", help="also create a password-setup invitation link per new user")
+    p.add_argument(
+        "--public-url",
+        help="the proxy's URL as your users reach it, for invitation links (env LITELLM_PUBLIC_URL; "
+        "default: the URL the proxy reports, else --base-url)",
+    )
     return p.parse_args(argv)
 
 
-def plan_additions(rows: list[cli.Row], state: cli.ProxyState, args: argparse.Namespace) -> Plan:
-    """Check every row against the file and the proxy's state; no request is made here."""
+def plan_additions(
+    rows: Sequence[Row],
+    snapshot: Snapshot,
+    *,
+    default_role: str,
+    skip_existing: bool = False,
+    create_teams: bool = False,
+    with_key: bool = True,
+    key_duration: str | None = None,
+) -> Plan:
+    """Check every row against the file and the proxy's snapshot; no request is made here."""
     plan = Plan()
     first_line: dict[str, int] = {}
     key_line: dict[str, int] = {}
     for row in rows:
+        new_teams: list[str] = []
         try:
-            email = cli.parse_email(row["email"])
-            if not email:
-                raise ValueError(f"invalid email '{row['email']}'")
-            if email.lower() in first_line:
-                raise ValueError(f"duplicate email in the file (first on line {first_line[email.lower()]})")
-            first_line[email.lower()] = row.line
-            existing = state.users_by_email.get(email.lower())
-            if existing and args.skip_existing:
-                plan.skipped.append((row, existing[0]))
-                continue
-            if existing:
-                raise ValueError(cli.USER_EXISTS)
-            role, used_default = cli.parse_role(row["role"], args.user_role)
-            teams = cli.split_teams(row["team_name"])
-            for alias in teams:
-                if state.teams_by_alias.get(alias):
-                    state.find_team(alias)  # one team has it, or the row is ambiguous
-                elif not args.create_teams:
-                    raise ValueError(f"team '{alias}' does not exist (--create-teams creates it)")
-                elif alias not in plan.new_teams:
-                    plan.new_teams.append(alias)
-            key_alias = None if args.no_key else row["key_name"] or None
+            if row.problem:
+                raise ValueError(row.problem)
+            email = user_record.parse_email(row["email"])
+            email_key = user_record.email_key(email)
+            if email_key in first_line:
+                raise ValueError(f"duplicate email in the file (first on line {first_line[email_key]})")
+            first_line[email_key] = row.line
+            existing = snapshot.users_by_email.get(email_key, [])
+            unfinished = _unfinished(row, existing, snapshot)
+            if existing and not unfinished:
+                if skip_existing:
+                    plan.skipped.append((row, existing[0]))
+                    continue
+                raise ValueError(user_record.USER_EXISTS)
+            role, used_default = user_record.parse_role(row["role"], default_role)
+            teams = user_record.team_names(row["team_name"]) or []
+            team_ids = []
+            for name in teams:
+                team = snapshot.team_named(name)
+                if team is None and not create_teams:
+                    raise ValueError(f"team '{name}' does not exist (--create-teams creates it)")
+                if team is None:
+                    new_teams.append(name)
+                team_ids.append(team.team_id if team else name)  # a new team's name, until it has an id
+            key_alias = row["key_name"] or None if with_key else None
             if key_alias in key_line:
                 raise ValueError(f"duplicate key name in the file (first on line {key_line[key_alias]})")
             if key_alias:
                 key_line[key_alias] = row.line
-            if key_alias in state.key_aliases:
+            if key_alias in snapshot.key_aliases and not unfinished:
                 raise ValueError(f"key name '{key_alias}' is already used on the proxy")
-        except ValueError as problem:
+            duration = options.duration(row["key_duration"]) if row["key_duration"] else key_duration
+            values = user_record.wanted(row.cells, snapshot.models)
+        except (ValueError, argparse.ArgumentTypeError) as problem:
             plan.failures.append((row, str(problem)))
             continue
         plan.default_role_rows += used_default
-        plan.additions.append(Addition(row, email, role, teams, key_alias))
+        plan.new_teams += [name for name in new_teams if name not in plan.new_teams]
+        spec = NewUserSpec(
+            email,
+            role,
+            tuple(team_ids),
+            key_alias,
+            with_key,
+            duration,
+            user_record.new_user_fields(values),
+            user_id=unfinished.user_id if unfinished else row["user_id"] or None,
+        )
+        plan.additions.append(Addition(row, spec, teams, values, unfinished))
     return plan
 
 
+def _unfinished(row: Row, existing: list[User], snapshot: Snapshot) -> User | None:
+    """A row that names, by user_id, the user an earlier run created without seeing the answer
+    (its error file says so, and is fed back): that user is finished, not refused. A user_id that
+    belongs to another email is an error; one not on the proxy is the id the user is created with."""
+    user_id = row["user_id"]
+    if not user_id:
+        return None
+    user = snapshot.users_by_id.get(user_id)
+    if user is None:
+        if existing:
+            raise ValueError(user_record.USER_EXISTS)
+        return None
+    if user not in existing:
+        raise ValueError(f"user_id {user_id} belongs to {user.email or 'a user without email'}, not {row['email']}")
+    return user
+
+
 def apply(
-    plan: Plan, state: cli.ProxyState, proxy: LiteLLMClient, args: argparse.Namespace, report: cli.Report
+    plan: Plan,
+    proxy: LiteLLMClient,
+    runner: Runner,
+    report: Report,
+    *,
+    with_key: bool,
+    invitations: str | None,
 ) -> None:
+    """invitations: the URL invitation links start with (None: no invitations)."""
     for row, reason in plan.failures:
         report.fail(row, reason)
     for row, user in plan.skipped:
-        teams = ";".join(state.team_label(team) for team in user.teams)
-        report.done("skipped", email=row["email"], role=user.role, user_id=user.user_id, team_name=teams)
-    team_ids = {
-        alias: state.find_team(alias).team_id
-        for add in plan.additions
-        for alias in add.teams
-        if alias not in plan.new_teams
-    }
-    broken_teams: dict[str, str] = {}
-    for alias in plan.new_teams:
+        report.done("skipped", email=row["email"], role=user.role, user_id=user.user_id)
+    new_team_ids: dict[str, str] = {}
+    broken: dict[str, str] = {}
+
+    def create_team(alias: str) -> None:
         try:
-            team_ids[alias] = proxy.create_team(alias).team_id
+            new_team_ids[alias] = proxy.create_team(alias).team_id
         except ProxyError as exc:
-            broken_teams[alias] = f"team '{alias}' could not be created: {exc}"
+            broken[alias] = f"team '{alias}' could not be created: {exc}"
 
     def add(addition: Addition) -> None:
-        broken = [broken_teams[alias] for alias in addition.teams if alias in broken_teams]
-        if broken:
-            report.fail(addition.row, broken[0])
+        problems = [broken[name] for name in addition.teams if name in broken]
+        if problems:
+            report.fail(addition.row, problems[0])
             return
+        spec = replace(addition.spec, team_ids=tuple(new_team_ids.get(t, t) for t in addition.spec.team_ids))
         try:
-            new = proxy.create_user(
-                addition.email,
-                role=addition.role,
-                team_ids=[team_ids[alias] for alias in addition.teams],
-                key_alias=addition.key_alias,
-                with_key=not args.no_key,
-            )
+            new = proxy.finish(spec, addition.unfinished) if addition.unfinished else proxy.create_user(spec)
         except ProxyError as exc:
-            report.fail(addition.row, cli.USER_EXISTS if exc.already_exists else str(exc), user_id=exc.user_id)
+            reason = user_record.USER_EXISTS if exc.already_exists else str(exc)
+            if exc.user_id and not exc.status:
+                reason += ": feed this error file back to add_user.py to finish this user"
+            report.fail(addition.row, reason, user_id=exc.user_id or "")
             return
         problems = [new.problem] if new.problem else []
         invitation = ""
-        if args.invite:
+        if invitations:
             try:
-                invitation = proxy.create_invitation(new.user_id)
+                invitation = f"{invitations}/ui/onboarding?id={proxy.create_invitation(new.user_id)}"
             except ProxyError as exc:
                 problems.append(f"invitation failed: {exc}")
-        result = {
-            "email": addition.email,
-            "role": addition.role or "default",
-            "user_id": new.user_id,
-            "team_name": ";".join(addition.teams),
-            "models": new.models,
-            "api_keys": new.key,
-            "invitation_url": invitation,
-        }
+        result = _result(addition, new, invitation, with_key)
         if problems:
             report.partly("created", "; ".join(problems), addition.row, **result)
         else:
             report.done("created", **result)
 
-    progress = cli.Progress(len(plan.additions), "users created", quiet=args.quiet)
     try:
-        cli.run_parallel(plan.additions, add, workers=args.workers, progress=progress, proxy=proxy)
-    except cli.Interrupted as stop:
-        for addition in stop.not_started:
-            report.fail(addition.row, f"not started: {stop.reason}")
+        runner.parallel(plan.new_teams, create_team, "teams created", workers=1)
+    except Interrupted as stop:
+        stop.not_started = [*stop.not_started, *plan.additions]
+        _not_started(stop, report)
         raise
+    try:
+        runner.parallel(plan.additions, add, "users created")
+    except Interrupted as stop:
+        _not_started(stop, report)
+        raise
+
+
+def _not_started(stop: Interrupted, report: Report) -> None:
+    for item in stop.not_started:
+        if isinstance(item, Addition):
+            report.fail(item.row, f"not started: {stop.reason}")
+
+
+def _result(addition: Addition, new: NewUser, invitation: str, with_key: bool) -> dict[str, Any]:
+    return {
+        **{column: user_record.show(column, value) for column, value in addition.values.items()},
+        "email": addition.spec.email,
+        "role": addition.spec.role or "default",
+        "user_id": new.user_id,
+        "team_name": ";".join(addition.teams),
+        "models": new.models,
+        "api_keys": new.key if with_key else "",
+        "key_duration": addition.spec.key_duration if with_key else "",
+        "invitation_url": invitation,
+    }
+
+
+def invitation_base(settings: options.Settings) -> tuple[str, str]:
+    """Where invitation links point, and why that URL."""
+    if settings.public_url:
+        return settings.public_url, "LITELLM_PUBLIC_URL"
+    return (
+        settings.base_url,
+        "the URL these tools reach the proxy at; set LITELLM_PUBLIC_URL if users reach it elsewhere",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    settings = cli.Settings.from_args(args)
-    rows = cli.read_rows(args.csv_file, COLUMNS, encoding=args.encoding)
-    with settings.connect(read_only=args.dry_run) as proxy:
-        check_keys = not args.no_key and any(row["key_name"] for row in rows)
-        state = cli.ProxyState.load(proxy, key_aliases=check_keys)
-        plan = plan_additions(rows, state, args)
-        cli.stop_if_strict(args, plan.failures)
+    settings = options.Settings.from_args(args)
+    rows = csv_input.read_rows(args.csv_file, COLUMNS, encoding=args.encoding, metadata=True)
+    with (
+        settings.connect(read_only=args.dry_run) as proxy,
+        lease.hold(proxy, "add_user.py", writes=not args.dry_run and bool(rows)) as held,
+    ):
+        snapshot = Snapshot.load(
+            proxy,
+            teams=held.teams if held else True,
+            key_aliases=not args.no_key and any(row["key_name"] for row in rows),
+            models=any(row["models"] for row in rows),
+        )
+        plan = plan_additions(
+            rows,
+            snapshot,
+            default_role=args.user_role,
+            skip_existing=args.skip_existing,
+            create_teams=args.create_teams,
+            with_key=not args.no_key,
+            key_duration=args.key_duration,
+        )
+        csv_input.stop_if_strict(args.strict, args.csv_file, plan.failures)
         if args.dry_run:
-            print(plan.describe(args))
-            return cli.Exit.ROW_FAILED if plan.failures else cli.Exit.OK
-        with cli.Report(
-            args.output_dir, "user_reg", result_columns=RESULT_COLUMNS, error_columns=ERROR_COLUMNS
-        ) as report:
-            code = report.run(lambda: apply(plan, state, proxy, args, report))
+            print(plan.describe(args.csv_file, args.user_role))
+            return Exit.ROW_FAILED if plan.failures else Exit.OK
+        invitations, why = invitation_base(settings) if args.invite else (None, "")
+        input_columns = [c for c in _columns(rows) if c not in COLUMNS[:4] and c != "user_id"]
+        set_columns = [c for c in input_columns if user_record.is_field(c)]
+        if not args.no_key and any(add.spec.key_duration for add in plan.additions):
+            set_columns.append("key_duration")
+        with (
+            Report(
+                args.output_dir,
+                "user_reg",
+                result_columns=[*RESULT_COLUMNS, *set_columns, "error_reason"],
+                error_columns=["line", *COLUMNS[:4], *input_columns, "user_id", "error_reason"],
+                holds_keys=not args.no_key,
+            ) as report,
+            Runner(workers=args.workers, quiet=args.quiet, watched=[proxy, held] if held else [proxy]) as runner,
+        ):
+            code = report.run(
+                lambda: apply(plan, proxy, runner, report, with_key=not args.no_key, invitations=invitations)
+            )
     defaults = f" ({plan.default_role_rows} got the default role {args.user_role})" if plan.default_role_rows else ""
     print(
-        f"Created {report.counts['created']} users{defaults}, skipped {report.counts['skipped']}, "
+        f"Created {plural(report.counts['created'], 'user')}{defaults}, skipped {report.counts['skipped']}, "
         f"failed {report.failed}; {report.files()}."
     )
+    if invitations:
+        print(f"Invitation links start with {invitations} ({why}).")
     return code
 
 
+def _columns(rows: Sequence[Row]) -> list[str]:
+    return list(dict.fromkeys(column for row in rows for column in row.cells))
+
+
 if __name__ == "__main__":
-    sys.exit(cli.run(main))
+    sys.exit(exits.run(main))

@@ -9,50 +9,76 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO, Any
 
-import cli_common as cli
+from common import exits, options, removal, user_record
+from common.csv_input import METADATA_PREFIX
+from common.exits import Exit, UsageError
+from common.results import cell, plural
+from common.runner import Progress
+from common.snapshot import Snapshot
 from litellm_client import ROLES, User
 
 DEFAULT_COLUMNS = "user_id,user_email,user_role,teams,created_at,updated_at"
 COLUMN_ALIASES = {"email": "user_email", "role": "user_role"}
 EXAMPLES = """\
-  python list_user.py --format table
-  python list_user.py --role internal_user --team engineering --columns email,role,key_count
-  python list_user.py --format csv --columns email,role,team_name --output user_list.csv   # sync_user.py's input
+  python list_user.py --format table --columns email,role,team_name,max_budget,models
+  python list_user.py --offboarded --columns email,user_id,offboarded_at    # the blocked users
+  python list_user.py --format csv --columns email,role,team_name,max_budget --output user_list.csv   # for sync
 """
 
 
-def _column_values(teams: dict[str, str]) -> dict[str, Callable[[User], Any]]:
-    """What each column shows; nothing else of a user (no password or secret) is ever printed.
-    Teams are sorted, so two exports of the same state are the same file."""
+def _column_values(snapshot: Snapshot) -> dict[str, Callable[[User], Any]]:
+    """What each column shows (the JSON value; files and tables show its text); nothing else of
+    a user (no password or secret) is ever printed. Lists are sorted, so two exports of the same
+    state are the same file."""
     return {
         "user_id": lambda u: u.user_id,
         "user_email": lambda u: u.email,
         "user_role": lambda u: u.role,
         "teams": lambda u: sorted(u.teams),
-        "team_name": lambda u: sorted(teams.get(team, team) for team in u.teams),
+        "team_name": lambda u: sorted(snapshot.team_label(team) for team in snapshot.teams_of(u)),
         "key_count": lambda u: u.key_count,
-        "max_budget": lambda u: u.max_budget,
+        **{column: _field_value(column) for column in user_record.ACCESS_COLUMNS},
+        "models": lambda u: sorted(u.models),
         "spend": lambda u: u.spend,
-        "models": lambda u: list(u.models),
-        "user_alias": lambda u: u.user_alias,
+        "offboarded_at": removal.offboarded_at,
         "created_at": lambda u: u.created_at,
         "updated_at": lambda u: u.updated_at,
     }
 
 
-VALID_COLUMNS = [*_column_values({}), *COLUMN_ALIASES]
+def _field_value(column: str) -> Callable[[User], Any]:
+    def value(user: User) -> Any:
+        current = user_record.field(column).current(user)
+        return list(current) if isinstance(current, tuple) else current
+
+    return value
+
+
+VALID_COLUMNS = [*_column_values(Snapshot([], [])), *COLUMN_ALIASES, "metadata.<name>"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = cli.parser(__doc__.splitlines()[0], examples=EXAMPLES, writes=False)
+    p = options.parser(__doc__.splitlines()[0], examples=EXAMPLES, writes=False)
     p.add_argument("--role", choices=ROLES, help="only users with this role")
     p.add_argument("--email-like", metavar="TEXT", help="only users whose email contains TEXT (any case)")
     p.add_argument("--team", metavar="ALIAS_OR_ID", help="only members of this team")
+    p.add_argument("--offboarded", action="store_true", help="only users blocked by an offboarding (offboarded_at set)")
+    p.add_argument(
+        "--where",
+        metavar="COLUMN=VALUE",
+        action="append",
+        default=[],
+        help="only users whose COLUMN shows exactly VALUE, as the CSV export writes it (repeatable; "
+        "e.g. metadata.cost_center=cc-42, max_budget=25, models= for no restriction)",
+    )
     p.add_argument(
         "--show-all",
         action="store_true",
@@ -64,96 +90,130 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"comma-separated (default: %(default)s); any of: {', '.join(VALID_COLUMNS)}",
     )
     p.add_argument("--format", choices=("tsv", "csv", "json", "table"), default="tsv", help="(default: %(default)s)")
-    p.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout (replaced only once complete)")
     return p.parse_args(argv)
+
+
+def _known(name: str) -> bool:
+    return name in VALID_COLUMNS or (name.startswith(METADATA_PREFIX) and len(name) > len(METADATA_PREFIX))
 
 
 def parse_columns(text: str) -> list[str]:
     columns = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in columns if name not in VALID_COLUMNS]
+    unknown = [name for name in columns if not _known(name)]
     if unknown or not columns:
-        raise cli.UsageError(
+        raise UsageError(
             f"ERROR: unknown column(s) {', '.join(unknown) or '(none given)'}; valid: {', '.join(VALID_COLUMNS)}"
         )
     return columns
 
 
-def team_filter(team: str | None, state: cli.ProxyState) -> str | None:
+def parse_where(conditions: list[str]) -> list[tuple[str, str]]:
+    parsed = []
+    for condition in conditions:
+        name, equals, value = condition.partition("=")
+        if not equals or not _known(name.strip()):
+            raise UsageError(f"ERROR: --where '{condition}': expected COLUMN=VALUE with a column of --columns")
+        parsed.append((name.strip(), value.strip()))
+    return parsed
+
+
+def team_filter(team: str | None, snapshot: Snapshot) -> str | None:
     """A team id from --team: an id as it is, an alias if exactly one team has it."""
-    if not team or team in state.teams_by_id:
-        return team
+    if not team:
+        return None
     try:
-        return state.find_team(team).team_id
+        return snapshot.find_team(team).team_id
     except ValueError as problem:
-        raise cli.UsageError(f"ERROR: --team: {problem}") from None
+        raise UsageError(f"ERROR: --team: {problem}") from None
 
 
-def matches(user: User, args: argparse.Namespace, team_id: str | None) -> bool:
-    """The filters, applied here too: older proxies ignore some, or match differently."""
-    if args.role and user.role != args.role:
-        return False
-    if args.email_like and args.email_like.lower() not in (user.email or "").lower():
-        return False
-    return not team_id or team_id in user.teams
+def value_of(name: str, values: dict[str, Callable[[User], Any]]) -> Callable[[User], Any]:
+    name = COLUMN_ALIASES.get(name, name)
+    if name in values:
+        return values[name]
+    return lambda user: user_record.export(name, user) or None
+
+
+def text(value: Any) -> str:
+    if isinstance(value, list):
+        return ";".join(str(item) for item in value)
+    if isinstance(value, float):
+        return user_record.show("max_budget", value)
+    return "" if value is None else str(value)
 
 
 def write(
-    users: Iterable[User],
-    columns: list[str],
-    values: dict[str, Callable[[User], Any]],
-    args: argparse.Namespace,
-    out: IO[str],
+    users: Iterable[User], columns: list[str], values: dict[str, Callable[[User], Any]], fmt: str, out: IO[str]
 ) -> None:
-    fields = [values[COLUMN_ALIASES.get(name, name)] for name in columns]
+    fields = [value_of(name, values) for name in columns]
     records = ([field(user) for field in fields] for user in users)
-    if args.format == "json":
+    if fmt == "json":
         out.write("[")
         for n, record in enumerate(records):
             out.write(
                 ("," if n else "") + "\n  " + json.dumps(dict(zip(columns, record, strict=True)), ensure_ascii=False)
             )
         out.write("\n]\n")
-    elif args.format == "table":
-        rows = [columns] + [[_text(value) for value in record] for record in records]
+    elif fmt == "table":
+        rows = [columns] + [[text(value) for value in record] for record in records]
         widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
         for row in rows:
             out.write("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip() + "\n")
     else:
-        writer = csv.writer(out, delimiter="\t" if args.format == "tsv" else ",", lineterminator="\n")
+        writer = csv.writer(out, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows([cli.cell(value) for value in record] for record in records)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, list):
-        return ";".join(value)
-    return "" if value is None else str(value)
+        writer.writerows([cell(text(value)) for value in record] for record in records)
 
 
 @contextmanager
 def destination(path: str | None) -> Iterator[IO[str]]:
+    """stdout, or FILE written beside itself and renamed over it only once the listing is complete:
+    a listing that fails half way leaves the old file as it was."""
     if not path:
         yield sys.stdout
         return
+    target = Path(path)
     try:
-        with open(path, "w", newline="", encoding="utf-8") as out:
-            yield out
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     except OSError as exc:
-        raise cli.UsageError(f"ERROR: cannot write '{path}': {exc.strerror}") from None
+        raise UsageError(f"ERROR: cannot write '{path}': {exc.strerror}") from None
+    try:
+        with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
+            yield out
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     columns = parse_columns(args.columns)
-    settings = cli.Settings.from_args(args)
+    where = parse_where(args.where)
+    settings = options.Settings.from_args(args)
     with settings.connect(read_only=True) as proxy:
-        needs_teams = bool(args.team) or "team_name" in columns  # one /team/list, only when it is used
-        state = cli.ProxyState(users=[], teams=proxy.teams() if needs_teams else [])
-        team_id = team_filter(args.team, state)
+        names = [*columns, *(name for name, _ in where)]
+        needs_teams = bool(args.team) or "team_name" in names  # one /team/list, only when it is used
+        snapshot = Snapshot(users=[], teams=proxy.teams() if needs_teams else [])
+        team_id = team_filter(args.team, snapshot)
         pages = proxy.users(role=args.role, email_contains=args.email_like, team_id=team_id)
-        values = _column_values({team.team_id: team.alias or team.team_id for team in state.teams})
-        progress = cli.Progress(pages.total, "users read", quiet=args.quiet)
+        values = _column_values(snapshot)
+        progress = Progress(pages.total, "users read", quiet=args.quiet)
         shown = hidden = 0
+
+        def matches(user: User) -> bool:
+            """The filters, applied here too: older proxies ignore some, or match differently."""
+            if args.role and user.role != args.role:
+                return False
+            if args.email_like and args.email_like.lower() not in (user.email or "").lower():
+                return False
+            if args.offboarded and not removal.offboarded_at(user):
+                return False
+            if any(text(value_of(name, values)(user)) != wanted for name, wanted in where):
+                return False
+            return not team_id or team_id in user.teams
 
         def selected() -> Iterator[User]:
             nonlocal shown, hidden
@@ -161,16 +221,16 @@ def main(argv: list[str] | None = None) -> int:
                 progress.advance()
                 if not args.show_all and not user.is_managed:
                     hidden += 1
-                elif matches(user, args, team_id):
+                elif matches(user):
                     shown += 1
                     yield user
 
         with destination(args.output) as out:
-            write(selected(), columns, values, args, out)
+            write(selected(), columns, values, args.format, out)
     note = f"; {hidden} more without an email or one of the four roles (--show-all shows them)" if hidden else ""
-    print(f"{shown} users listed{note}; the proxy counts {pages.total} for this filter.", file=sys.stderr)
-    return cli.Exit.OK
+    print(f"{plural(shown, 'user')} listed{note}; the proxy counts {pages.total} for this filter.", file=sys.stderr)
+    return Exit.OK
 
 
 if __name__ == "__main__":
-    sys.exit(cli.run(main))
+    sys.exit(exits.run(main))

@@ -1,30 +1,33 @@
 """A small typed client for the LiteLLM Proxy's /user, /team, /key and /invitation endpoints.
 
-It knows HTTP and LiteLLM, prints nothing and knows nothing of CSV. It hides from the scripts
-the ways proxy releases differ (see docs/litellm-notes.md):
+It knows HTTP and LiteLLM, prints nothing and knows nothing of CSV. What differs between proxy
+releases is decided once, in Release, from the release the proxy reports (docs/litellm-notes.md):
 
 - "already exists" is 409 from 1.81 on and 400 before; an unknown user is 404 on /user/info
   from 1.81 on and an empty 200 before;
 - /user/delete is all-or-nothing: one unknown id fails the whole batch with 404;
 - before 1.100 a team's roster is read, changed and written back without a lock, so parallel
-  writes to one team lose members: this client lets them overlap only once the proxy is known
-  to lock rosters itself.
+  writes to one team lose members: this client serializes them there;
+- before 1.74 /user/new does not write the team's roster: members are added with member_add.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
+import random
 import re
 import sys
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import requests
@@ -38,12 +41,13 @@ ROLES = ("proxy_admin", "proxy_admin_viewer", "internal_user", "internal_user_vi
 PAGE_SIZE = 100  # the proxy answers 422 above 100
 BATCH_SIZE = 100  # ids per /user/delete, members per /team/member_add
 RETRIES = 5
+BACKOFF_MAX = 20.0  # seconds, before jitter
 RECHECK_DELAYS = (0.0, 1.0, 2.0, 4.0)  # seconds before each look for what a lost create made
+GONE_AFTER = 3  # requests in a row without an answer, across all threads: the proxy is gone
+OLDEST_RELEASE = (1, 65, 0)
 # Requests that are not repeated blindly once the proxy may have acted on them: creates, and
 # /user/delete (a repeat would answer 404 for users this run deleted).
 NOT_RESENT = ("/user/new", "/team/new", "/key/generate", "/invitation/new", "/user/delete")
-# The first release that rewrites a team's roster under a per-team database lock.
-LOCKED_ROSTER_RELEASE = (1, 100, 0)
 SECRET_PATTERN = re.compile(r"sk-[A-Za-z0-9_\-]{3,}")
 _REPR_ERROR = re.compile(r"""^\{['"](?:error|message)['"]:\s*['"](.*)['"]\}$""", re.S)
 _MISSING_USER = re.compile(r"passed user_id=(\S+)")
@@ -55,20 +59,33 @@ def redact(text: str) -> str:
     return SECRET_PATTERN.sub("sk-***", text)
 
 
+def key_hash(raw_key: str) -> str:
+    """The token the proxy stores for a key, and takes wherever a key is named (sha256 of it)."""
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
 class ProxyError(Exception):
-    """The proxy refused a request, or gave no answer (status None).
+    """The proxy refused a request, gave no answer (status None), or is not the LiteLLM API.
 
     answer_lost means the request may have been applied although no answer arrived.
-    user_id names a user that was created before the failure, so it can be reported.
+    user_id names a user that exists, or may exist, because of the failed operation.
     """
 
-    def __init__(self, message: str, status: int | None = None, body: object = None, *, answer_lost: bool = False):
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        body: object = None,
+        *,
+        answer_lost: bool = False,
+        user_id: str | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.status = status
         self.body = body
         self.answer_lost = answer_lost
-        self.user_id: str | None = None  # a user the failed operation had already created
+        self.user_id = user_id
 
     def __str__(self) -> str:
         return f"HTTP {self.status}: {self.message}" if self.status else self.message
@@ -119,7 +136,7 @@ def _validation_item(item: object) -> str:
     return f"{where}: {item.get('msg')}" if where else str(item.get("msg"))
 
 
-def _release(text: object) -> tuple[int, ...] | None:
+def _version(text: object) -> tuple[int, ...] | None:
     match = re.match(r"(\d+)\.(\d+)\.(\d+)", str(text or ""))
     return tuple(int(part) for part in match.groups()) if match else None
 
@@ -128,9 +145,38 @@ def _unique(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(value for value in values if value))
 
 
-def chunks(items: Sequence[Any], size: int = BATCH_SIZE) -> Iterator[Sequence[Any]]:
+def chunks(items: Sequence[T], size: int = BATCH_SIZE) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+@dataclass(frozen=True)
+class Release:
+    """What this proxy release can do, decided once from the version it reports. A proxy that
+    does not say is treated as the oldest supported release: the safe paths work everywhere."""
+
+    version: tuple[int, ...] | None
+
+    def at_least(self, *version: int) -> bool:
+        return self.version is not None and self.version >= version
+
+    @property
+    def label(self) -> str:
+        return ".".join(map(str, self.version)) if self.version else "an unknown release"
+
+    @property
+    def supported(self) -> bool:
+        return self.version is None or self.version >= OLDEST_RELEASE
+
+    @property
+    def rosters_locked(self) -> bool:
+        """Writes to one team may overlap: the proxy locks the roster (seen on 1.108.7, not 1.80.7)."""
+        return self.at_least(1, 100)
+
+    @property
+    def user_new_writes_rosters(self) -> bool:
+        """/user/new with teams puts the user on their rosters (1.65.8 only sets the user's list)."""
+        return self.at_least(1, 74)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,13 +190,24 @@ class User:
     key_count: int
     user_alias: str | None = None
     max_budget: float | None = None
-    spend: float = 0.0
+    budget_duration: str | None = None
     models: tuple[str, ...] = ()
+    tpm_limit: int | None = None
+    rpm_limit: int | None = None
+    max_parallel_requests: int | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    spend: float = 0.0
     created_at: str | None = None
     updated_at: str | None = None
 
     @classmethod
     def from_api(cls, row: dict[str, Any]) -> User:
+        metadata = row.get("metadata") or {}
+        if isinstance(metadata, str):  # some releases hand metadata back as JSON text
+            try:
+                metadata = json.loads(metadata)
+            except ValueError:
+                metadata = {}
         return cls(
             user_id=str(row["user_id"]),
             email=row.get("user_email") or None,
@@ -158,9 +215,14 @@ class User:
             teams=_unique(sys.intern(team) for team in row.get("teams") or ()),  # 1.80 can list a team twice
             key_count=int(row.get("key_count") or 0),
             user_alias=row.get("user_alias"),
-            max_budget=row.get("max_budget"),
-            spend=float(row.get("spend") or 0.0),
+            max_budget=_float(row.get("max_budget")),
+            budget_duration=row.get("budget_duration"),
             models=tuple(row.get("models") or ()),
+            tpm_limit=_int(row.get("tpm_limit")),
+            rpm_limit=_int(row.get("rpm_limit")),
+            max_parallel_requests=_int(row.get("max_parallel_requests")),
+            metadata=metadata if isinstance(metadata, dict) else {},
+            spend=float(row.get("spend") or 0.0),
             created_at=row.get("created_at"),
             updated_at=row.get("updated_at"),
         )
@@ -171,12 +233,54 @@ class User:
         return bool(self.email) and self.role in ROLES
 
 
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
 @dataclass(frozen=True, slots=True)
 class Team:
     team_id: str
     alias: str | None
     member_ids: frozenset[str]
-    keys_by_user: dict[str, int]  # this team's keys per owner: leaving the team deletes them
+    keys_by_user: Mapping[str, tuple[str, ...]]  # this team's key aliases per owner: leaving deletes them
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    updated_at: str | None = None
+
+    @classmethod
+    def from_api(cls, row: dict[str, Any]) -> Team:
+        keys: dict[str, list[str]] = defaultdict(list)
+        for key in row.get("keys") or ():
+            if isinstance(key, dict) and key.get("user_id"):
+                keys[str(key["user_id"])].append(key.get("key_alias") or "")
+        members = {str(m["user_id"]) for m in row.get("members_with_roles") or () if m.get("user_id")}
+        metadata = row.get("metadata")
+        return cls(
+            str(row["team_id"]),
+            row.get("team_alias"),
+            frozenset(members),
+            {owner: tuple(aliases) for owner, aliases in keys.items()},
+            metadata if isinstance(metadata, dict) else {},
+            row.get("updated_at"),
+        )
+
+
+@dataclass(frozen=True)
+class NewUserSpec:
+    """A user to create. user_id: given to restore a user under its former id; otherwise the
+    client picks one, so that a create whose answer is lost can be looked up exactly."""
+
+    email: str
+    role: str | None
+    team_ids: tuple[str, ...] = ()
+    key_alias: str | None = None
+    with_key: bool = True
+    key_duration: str | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)  # the access columns, as /user/new takes them
+    user_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +295,15 @@ class NewUser:
 class DeleteOutcome:
     deleted: list[User]
     missing: list[User]  # gone before this batch reached the proxy
+    unconfirmed: list[User] = field(default_factory=list)  # gone after a lost answer: this run, or someone else
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    token: str  # the hash the proxy names the key by
+    alias: str | None
+    team_id: str | None
+    blocked: bool
 
 
 class UserPages:
@@ -211,7 +324,7 @@ class UserPages:
         for page in _pages(
             lambda n: self._client._user_page(self._params, n), self._first, pages, self._client.workers
         ):
-            for row in page.get("users") or ():
+            for row in page["users"]:
                 user = User.from_api(row)
                 if user.user_id not in seen:  # pages shift when users are added meanwhile
                     seen.add(user.user_id)
@@ -232,6 +345,34 @@ def _pages(
             yield page
 
 
+class _Health:
+    """Whether the proxy still answers, across every thread: GONE_AFTER requests in a row with no
+    answer (after their retries) mean it is gone; any answer at all means it is not."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failures = 0
+        self._last = ""
+
+    def answered(self) -> None:
+        with self._lock:
+            self._failures = 0
+
+    def failed(self, error: ProxyError) -> None:
+        with self._lock:
+            self._failures += 1
+            self._last = error.message
+
+    @property
+    def gone(self) -> str | None:
+        with self._lock:
+            return f"the proxy stopped answering ({self._last})" if self._failures >= GONE_AFTER else None
+
+
+def _shape(answer: Any, kind: type, *keys: str) -> bool:
+    return isinstance(answer, kind) and all(key in answer for key in keys)  # type: ignore[operator]
+
+
 class LiteLLMClient:
     """One keep-alive session to one proxy, authenticated with the master key."""
 
@@ -250,13 +391,9 @@ class LiteLLMClient:
         self.read_only = read_only
         self._timeout = (min(timeout, 10.0), timeout)
         self._sort_by_user_id = True
-        self._release: tuple[int, ...] | None = None
-        self._release_known = False
-        self._rosters_locked: bool | None = None  # does the proxy lock team rosters? None: unknown
-        self._silent_about_teams = False  # its /user/new answers do not say which teams were joined
-        self._gone: ProxyError | None = None  # the last request's failure, if it proves the proxy gone
+        self._release: Release | None = None
+        self._health = _Health()
         self._guard = threading.Lock()
-        self._release_lock = threading.Lock()
         self._team_locks: dict[str, threading.Lock] = {}
         self._session = requests.Session()
         self._session.headers["Authorization"] = f"Bearer {master_key}"
@@ -275,7 +412,17 @@ class LiteLLMClient:
 
     # -- transport -------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        shape: Callable[[Any], bool] | None = None,
+    ) -> Any:
+        """One request; its JSON answer, or ProxyError. shape: what a LiteLLM answer to this path
+        looks like; anything else (a login page, a reverse proxy's landing page) is refused."""
         if self.read_only and method != "GET":
             raise RuntimeError(f"read-only client asked to {method} {path}")
         started = time.monotonic()
@@ -285,14 +432,14 @@ class LiteLLMClient:
             )
         except requests.RequestException as exc:
             error = _transport_error(exc, self.base_url)
-            if not error.answer_lost or path not in NOT_RESENT:
-                self._gone = error  # refused after every retry, or silent through every retry
+            self._health.failed(error)
             raise error from exc
-        self._gone = None
+        self._health.answered()
         try:
             payload: Any = json.loads(response.content)  # from bytes: no decoded copy of a big answer
+            is_json = True
         except ValueError:
-            payload = response.text
+            payload, is_json = response.text, False
         if log.isEnabledFor(logging.DEBUG):
             elapsed = (time.monotonic() - started) * 1000
             log.debug("%s %s%s -> %s in %.0f ms", method, path, _query(params), response.status_code, elapsed)
@@ -302,65 +449,52 @@ class LiteLLMClient:
         if response.status_code >= 400:
             lost = response.status_code in (502, 504) and path in NOT_RESENT
             raise ProxyError(error_message(payload), response.status_code, payload, answer_lost=lost)
+        if not is_json or (shape is not None and not shape(payload)):
+            raise ProxyError(_not_the_api(response), response.status_code)
         return payload
 
     @property
-    def unreachable(self) -> str | None:
-        """Why the proxy looks gone (the last request got no answer through all its retries), or
-        None while it answers. A create whose one answer was lost proves nothing by itself."""
-        return self._gone.message if self._gone else None
+    def stop_reason(self) -> str | None:
+        """Why a run should stop starting rows: the proxy stopped answering, or None."""
+        return self._health.gone
 
-    # -- releases and team rosters ---------------------------------------------------------
+    # -- release ---------------------------------------------------------------------------
 
     @property
-    def release(self) -> tuple[int, ...] | None:
-        """The proxy's LiteLLM release, or None where it does not say (asked once)."""
-        with self._release_lock:
-            if not self._release_known:
-                self._release = self._read_release()
-                self._release_known = True
-                log.debug("proxy release: %s", self._release)
+    def release(self) -> Release:
+        """What the proxy's release can do (asked once, on first need)."""
+        with self._guard:
+            if self._release is None:
+                self._release = Release(self._read_version())
+                log.debug("proxy release: %s", self._release.label)
             return self._release
 
-    def _read_release(self) -> tuple[int, ...] | None:
+    def _read_version(self) -> tuple[int, ...] | None:
         # recent releases tell the master key only; older ones tell anyone on the public probe
         for path in ("/health/readiness/details", "/health/readiness"):
             try:
                 answer = self._call("GET", path)
-            except ProxyError:
+            except ProxyError as exc:
+                if exc.status is None:
+                    raise
                 continue
-            if isinstance(answer, dict) and _release(answer.get("litellm_version")):
-                return _release(answer["litellm_version"])
+            if isinstance(answer, dict) and _version(answer.get("litellm_version")):
+                return _version(answer["litellm_version"])
         return None
 
-    def _proxy_locks_rosters(self) -> bool:
-        if self._rosters_locked is None:
-            release = self.release
-            self._rosters_locked = release is not None and release >= LOCKED_ROSTER_RELEASE
-        return self._rosters_locked
-
     @contextmanager
-    def team_writes(self, team_ids: Iterable[str], *, ask: bool = True) -> Iterator[None]:
-        """Hold the given teams while changing their rosters, unless the proxy locks them itself.
-
-        While that is unknown, writes to one team wait for each other. The first time one would
-        wait, the proxy's release is asked (once), unless ask is False: a /user/new answer that
-        lists the teams joined (recent releases) will tell, for free.
-        """
+    def team_writes(self, team_ids: Iterable[str]) -> Iterator[None]:
+        """Hold the given teams while changing their rosters, where the proxy does not lock them
+        itself (before 1.100: parallel writes to one team lose members there)."""
         ids = sorted(set(team_ids))
-        if not ids or self._rosters_locked:
+        if not ids or self.release.rosters_locked:
             yield
             return
         with self._guard:
             locks = [self._team_locks.setdefault(team_id, threading.Lock()) for team_id in ids]
-        if ask and any(lock.locked() for lock in locks) and self._proxy_locks_rosters():
-            yield
-            return
         with ExitStack() as held:
             for lock in locks:  # always in sorted order, so two writers never deadlock
                 held.enter_context(lock)
-            if self._rosters_locked:  # learned while waiting
-                held.close()
             yield
 
     # -- users -------------------------------------------------------------------------------
@@ -374,103 +508,154 @@ class LiteLLMClient:
 
     def _user_page(self, params: dict[str, str], page: int) -> dict[str, Any]:
         query: dict[str, Any] = {**params, "page": page, "page_size": PAGE_SIZE}
+        shape = lambda answer: _shape(answer, dict, "users") and isinstance(answer["users"], list)  # noqa: E731
         if self._sort_by_user_id:
             try:
-                return self._call("GET", "/user/list", params={**query, "sort_by": "user_id", "sort_order": "asc"})
+                sorted_query = {**query, "sort_by": "user_id", "sort_order": "asc"}
+                return dict(self._call("GET", "/user/list", params=sorted_query, shape=shape))
             except ProxyError as exc:
                 if exc.status not in (400, 422) or "sort" not in exc.message.lower():
                     raise
                 log.debug("proxy cannot sort users by user_id; paging in its default order")
                 self._sort_by_user_id = False
-        return self._call("GET", "/user/list", params=query)
+        return dict(self._call("GET", "/user/list", params=query, shape=shape))
 
     def find_users_by_email(self, email: str) -> list[User]:
         """Users whose email equals this one, ignoring case (the proxy's filter is a substring)."""
         wanted = email.strip().lower()
         return [user for user in self.users(email_contains=wanted) if (user.email or "").strip().lower() == wanted]
 
-    def create_user(
-        self,
-        email: str,
-        *,
-        role: str | None,
-        team_ids: Sequence[str] = (),
-        key_alias: str | None = None,
-        with_key: bool = True,
-    ) -> NewUser:
+    def existing(self, user_ids: Sequence[str]) -> dict[str, User]:
+        """The users among these ids that exist now, by id: exact, whatever the ids hold."""
+        found: dict[str, User] = {}
+        listable = [user_id for user_id in user_ids if "," not in user_id]
+        for batch in chunks(listable):
+            # two or more ids are an exact match; one id alone is a substring from 1.81 on
+            query = ",".join(batch if len(batch) > 1 else [*batch, *batch])
+            answer = self._call(
+                "GET", "/user/list", params={"user_ids": query, "page": 1, "page_size": PAGE_SIZE},
+                shape=lambda a: _shape(a, dict, "users"),
+            )  # fmt: skip
+            found.update((user.user_id, user) for user in map(User.from_api, answer["users"]) if user.user_id in batch)
+        for user_id in user_ids:
+            if "," in user_id:  # a comma would split it in the listing's filter: ask for it alone
+                user = self._user_info(user_id)
+                if user:
+                    found[user_id] = user
+        return found
+
+    def _user_info(self, user_id: str) -> User | None:
+        try:
+            answer = self._call("GET", "/user/info", params={"user_id": user_id}, shape=lambda a: _shape(a, dict))
+        except ProxyError as exc:
+            if exc.not_found:
+                return None
+            raise
+        info = answer.get("user_info")  # up to 1.80 an unknown id is a 200 with an empty record
+        if not isinstance(info, dict) or info.get("user_id") != user_id:
+            return None
+        return User.from_api({**info, "key_count": len(answer.get("keys") or ())})
+
+    def create_user(self, spec: NewUserSpec) -> NewUser:
         """Create a user with its key and teams, never twice.
 
         With one team the key belongs to that team too. If the answer is lost, the user is looked
-        up: found, its unseen key is replaced; not found, the row fails and nothing is sent again.
-        Once the user exists nothing raises without naming it (ProxyError.user_id), so a key
-        that was issued is never dropped.
+        up by its id: found, its unseen key is replaced; not found, the row fails and nothing is
+        sent again. Once the user exists (or may), nothing raises without naming it
+        (ProxyError.user_id), so a key that was issued is never dropped.
         """
-        body: dict[str, Any] = {"user_email": email, "auto_create_key": with_key}
-        if role:
-            body["user_role"] = role
-        if with_key and key_alias:
-            body["key_alias"] = key_alias
-        if len(team_ids) == 1:
-            body["team_id"] = team_ids[0]  # joins the team and gives the key to it
-        elif team_ids:
-            body["teams"] = list(team_ids)
-        with self.team_writes(team_ids, ask=self._silent_about_teams):
+        user_id = spec.user_id or str(uuid.uuid4())
+        body: dict[str, Any] = {
+            **spec.fields,
+            "user_id": user_id,
+            "user_email": spec.email,
+            "auto_create_key": spec.with_key,
+        }
+        if spec.role:
+            body["user_role"] = spec.role
+        if spec.with_key and spec.key_alias:
+            body["key_alias"] = spec.key_alias
+        if spec.with_key and spec.key_duration:
+            body["duration"] = spec.key_duration
+        release = self.release
+        if len(spec.team_ids) == 1:
+            body["team_id"] = spec.team_ids[0]  # joins the team and gives the key to it
+        elif spec.team_ids and release.user_new_writes_rosters:
+            body["teams"] = list(spec.team_ids)
+        with self.team_writes(spec.team_ids):
             try:
-                answer = self._call("POST", "/user/new", body=body)
+                answer = self._call("POST", "/user/new", body=body, shape=lambda a: _shape(a, dict, "user_id"))
             except ProxyError as exc:
                 if not exc.answer_lost:
                     raise
-                log.warning("no answer to /user/new for %s; checking whether it was created", email)
-                found = self._appeared(lambda: self.find_users_by_email(email))
-                if len(found) > 1:
-                    raise ProxyError(f"{exc.message}; {len(found)} users now have this email") from exc
-                if not found:
-                    raise ProxyError(
-                        f"{exc.message}; the user did not appear afterwards and was not sent again, "
-                        "so it cannot exist twice",
-                        answer_lost=True,
-                    ) from exc
-                return self._recover(found[0], team_ids, key_alias, with_key)
-            user = NewUser(str(answer["user_id"]), str(answer.get("key") or ""), tuple(answer.get("models") or ()))
-            joined = answer.get("teams")  # the teams it really joined; a failed join is silent
-            if joined is None:
-                if team_ids:
-                    self._silent_about_teams = True  # this release will not tell: ask it when it matters
-                return user
-            self._rosters_locked = True  # only releases that lock rosters (1.100 on) say which teams
+                log.warning("no answer to /user/new for user %s; checking whether it was created", user_id)
+                return self._recover(spec, user_id, exc)
+            joined = answer.get("teams")  # from 1.100 the teams really joined (a failed join is silent)
+            if not release.user_new_writes_rosters:
+                missing = list(spec.team_ids)
+            elif isinstance(joined, list):
+                missing = [team_id for team_id in spec.team_ids if team_id not in joined]
+            else:
+                missing = []
+            new = NewUser(user_id, str(answer.get("key") or ""), tuple(answer.get("models") or ()))
             try:
-                for team_id in sorted(set(team_ids) - set(joined)):
-                    self._member_add_batch(team_id, [user.user_id])
+                for team_id in missing:
+                    self._member_add_batch(team_id, [user_id])
             except ProxyError as exc:
-                return NewUser(user.user_id, user.key, user.models, problem=f"not added to every team: {exc}")
-        return user
+                return NewUser(new.user_id, new.key, new.models, problem=f"not added to every team: {exc}")
+        return new
 
-    def _recover(self, user: User, team_ids: Sequence[str], key_alias: str | None, with_key: bool) -> NewUser:
-        """The user was created but its key never seen: replace the key, same alias."""
+    def _recover(self, spec: NewUserSpec, user_id: str, lost: ProxyError) -> NewUser:
+        """After a lost /user/new answer: was the user created? Never sent again."""
+        try:
+            found = self._appeared(lambda: list(self.existing([user_id]).values()))
+        except ProxyError as exc:
+            raise ProxyError(
+                f"{lost.message}; then the proxy could not be asked whether it was created ({exc.message}): "
+                "the user may have been created: check",
+                answer_lost=True,
+                user_id=user_id,
+            ) from exc
+        if not found:
+            raise ProxyError(
+                f"{lost.message}; the user did not appear afterwards and was not sent again, so it cannot exist twice",
+                answer_lost=True,
+            ) from lost
+        return self.finish(spec, found[0])
+
+    def finish(self, spec: NewUserSpec, user: User) -> NewUser:
+        """Finish a user whose creation's answer was never seen: its key was issued but nobody saw
+        it, so replace it (same alias), and make sure it is on its teams' rosters."""
         key = ""
-        if with_key:
-            try:
-                stale = [
-                    item["token"]
-                    for item in self._user_keys(user.user_id)
-                    if item.get("key_alias") == (key_alias or None)
-                ]
+        try:
+            if spec.with_key:
+                stale = [item.token for item in self.user_keys(user.user_id) if item.alias == (spec.key_alias or None)]
                 if stale:
                     self.delete_keys(stale)
                 key = self.generate_key(
-                    user.user_id, team_id=team_ids[0] if len(team_ids) == 1 else None, alias=key_alias
+                    user.user_id,
+                    team_id=spec.team_ids[0] if len(spec.team_ids) == 1 else None,
+                    alias=spec.key_alias,
+                    duration=spec.key_duration,
                 )
-            except ProxyError as exc:
-                exc.user_id = user.user_id
-                exc.message = f"created, but its key was lost and could not be replaced: {exc.message}"
-                raise
+            for team_id in spec.team_ids:
+                with self.team_writes([team_id]):
+                    self._member_add_batch(team_id, [user.user_id])
+        except ProxyError as exc:
+            exc.user_id = user.user_id
+            exc.message = f"created, but its key could not be replaced or its teams joined: {exc.message}"
+            raise
         return NewUser(user.user_id, key, user.models)
 
-    def update_user_role(self, user_id: str, role: str) -> None:
-        """Set a user's role. /user/update creates unknown ids, so a user deleted meanwhile is
-        created again: that ghost is removed and the update reported as not found."""
-        answer = self._call("POST", "/user/update", body={"user_id": user_id, "user_role": role})
-        data = answer.get("data") or {} if isinstance(answer, dict) else {}
+    def update_user(self, user_id: str, fields: Mapping[str, Any]) -> None:
+        """Change a user's fields in one request, and check the proxy applied each one.
+
+        /user/update creates unknown ids, so a user deleted meanwhile would come back as a ghost:
+        the ghost is removed and the update reported as not found."""
+        answer = self._call(
+            "POST", "/user/update", body={**fields, "user_id": user_id}, shape=lambda a: _shape(a, dict)
+        )
+        data = answer.get("data") if isinstance(answer.get("data"), dict) else {}
         if (
             data
             and not data.get("user_email")
@@ -479,16 +664,22 @@ class LiteLLMClient:
         ):
             self._call("POST", "/user/delete", body={"user_ids": [user_id]})
             raise ProxyError(f"User {user_id} not found", 404)
+        ignored = [name for name, value in fields.items() if name in data and not _applied(value, data[name])]
+        if ignored:
+            raise ProxyError(
+                f"LiteLLM {self.release.label} did not apply {', '.join(ignored)} "
+                f"(it answered {', '.join(f'{name}={data[name]!r}' for name in ignored)})"
+            )
 
     def delete_user_batch(self, batch: Sequence[User]) -> DeleteOutcome:
         """Delete up to BATCH_SIZE users (and, on the proxy, their keys) in one request.
 
         The proxy deletes nothing when one id is unknown: such a user is set aside as missing and
-        the rest is sent again. After a lost answer, the users still there are sent again.
+        the rest is sent again. After a lost answer, the users still there are sent again; those
+        gone are reported as unconfirmed (this run deleted them, or someone else did meanwhile).
         """
         remaining = {user.user_id: user for user in batch}
-        deleted: list[User] = []
-        missing: list[User] = []
+        outcome = DeleteOutcome([], [], [])
         with self.team_writes(team for user in batch for team in user.teams):
             while remaining:
                 try:
@@ -496,42 +687,40 @@ class LiteLLMClient:
                 except ProxyError as exc:
                     if exc.not_found:
                         gone = self._missing_ids(exc, list(remaining))
-                        missing.extend(remaining.pop(user_id) for user_id in gone)
+                        outcome.missing.extend(remaining.pop(user_id) for user_id in gone)
                     elif exc.answer_lost:
                         log.warning("no answer to /user/delete; checking which users are left")
-                        gone = set(remaining) - self._existing_ids(list(remaining))
-                        deleted.extend(remaining.pop(user_id) for user_id in gone)  # this run deleted them
+                        gone = set(remaining) - set(self.existing(list(remaining)))
+                        outcome.unconfirmed.extend(remaining.pop(user_id) for user_id in gone)
                     else:
                         raise
                     if not gone:
                         raise
                 else:
-                    deleted.extend(remaining.values())
+                    outcome.deleted.extend(remaining.values())
                     remaining.clear()
-        return DeleteOutcome(deleted, missing)
+        return outcome
 
     def _missing_ids(self, exc: ProxyError, ids: list[str]) -> set[str]:
         match = _MISSING_USER.search(exc.message)
         if match and match.group(1) in ids:
             return {match.group(1)}
-        return set(ids) - self._existing_ids(ids)
-
-    def _existing_ids(self, ids: list[str]) -> set[str]:
-        # user_ids with two or more ids is an exact match; one id is a substring from 1.81 on
-        query = ",".join(ids if len(ids) > 1 else ids * 2)
-        answer = self._call("GET", "/user/list", params={"user_ids": query, "page": 1, "page_size": PAGE_SIZE})
-        return {str(row["user_id"]) for row in answer.get("users") or ()} & set(ids)
+        return set(ids) - set(self.existing(ids))
 
     def create_invitation(self, user_id: str) -> str:
-        """A password-setup link for a user (valid for 7 days). A lost answer is asked again:
-        a second invitation for the same user does no harm."""
+        """A password-setup invitation for a user (valid for 7 days): its id. A lost answer is
+        asked again: a second invitation for the same user does no harm."""
         try:
             try:
-                answer = self._call("POST", "/invitation/new", body={"user_id": user_id})
+                answer = self._call(
+                    "POST", "/invitation/new", body={"user_id": user_id}, shape=lambda a: _shape(a, dict, "id")
+                )
             except ProxyError as exc:
                 if not exc.answer_lost:
                     raise
-                answer = self._call("POST", "/invitation/new", body={"user_id": user_id})  # once more
+                answer = self._call(
+                    "POST", "/invitation/new", body={"user_id": user_id}, shape=lambda a: _shape(a, dict, "id")
+                )
         except ProxyError as exc:
             if "LiteLLM_UserTable" in exc.message:
                 raise ProxyError(
@@ -541,35 +730,46 @@ class LiteLLMClient:
                     exc.body,
                 ) from exc
             raise
-        return f"{self.base_url}/ui/onboarding?id={answer['id']}"
+        return str(answer["id"])
 
     # -- teams -------------------------------------------------------------------------------
 
     def teams(self) -> list[Team]:
-        """Every team, with its members and how many of its keys each member owns."""
-        teams = []
-        for row in self._call("GET", "/team/list"):
-            owners = Counter(
-                str(key["user_id"]) for key in row.get("keys") or () if isinstance(key, dict) and key.get("user_id")
-            )
-            members = {str(m["user_id"]) for m in row.get("members_with_roles") or () if m.get("user_id")}
-            teams.append(Team(str(row["team_id"]), row.get("team_alias"), frozenset(members), dict(owners)))
-        return teams
+        """Every team, with its members and the aliases of its keys per owner."""
+        return [Team.from_api(row) for row in self._call("GET", "/team/list", shape=lambda a: isinstance(a, list))]
 
-    def create_team(self, alias: str) -> Team:
+    def create_team(self, alias: str, *, team_id: str | None = None, metadata: Mapping[str, Any] | None = None) -> Team:
         """Create a team; if the answer is lost, a team that now has this alias is that team."""
+        body: dict[str, Any] = {"team_alias": alias}
+        if team_id:
+            body["team_id"] = team_id
+        if metadata:
+            body["metadata"] = dict(metadata)
         try:
-            row = self._call("POST", "/team/new", body={"team_alias": alias})
+            row = self._call("POST", "/team/new", body=body, shape=lambda a: _shape(a, dict, "team_id"))
         except ProxyError as exc:
             if not exc.answer_lost:
                 raise
-            found = self._appeared(lambda: [team for team in self.teams() if team.alias == alias])
+            found = self._appeared(
+                lambda: [team for team in self.teams() if team.alias == alias and team_id in (None, team.team_id)]
+            )
             if not found:
                 raise ProxyError(
                     f"{exc.message}; the team did not appear afterwards and was not sent again", answer_lost=True
                 ) from exc
             return found[0]
-        return Team(str(row["team_id"]), row.get("team_alias"), frozenset(), {})
+        return Team.from_api(row)
+
+    def update_team_metadata(self, team_id: str, metadata: Mapping[str, Any]) -> None:
+        self._call("POST", "/team/update", body={"team_id": team_id, "metadata": dict(metadata)})
+
+    def delete_team(self, team_id: str) -> None:
+        """Delete a team; one that is gone already is not an error."""
+        try:
+            self._call("POST", "/team/delete", body={"team_ids": [team_id]})
+        except ProxyError as exc:
+            if not exc.not_found:
+                raise
 
     def _appeared(self, lookup: Callable[[], list[T]]) -> list[T]:
         """After a lost answer: look for what the request would have created, a few times, since
@@ -581,24 +781,41 @@ class LiteLLMClient:
                 return found
         return []
 
-    def add_team_members(self, team_id: str, user_ids: Sequence[str]) -> None:
-        """Add users to a team, BATCH_SIZE per request, and check the roster each answer shows."""
+    def add_team_members(self, team_id: str, user_ids: Sequence[str]) -> set[str]:
+        """Add users to a team, BATCH_SIZE per request; the ids that turned out not to exist
+        (member_add created them as ghosts: removed again)."""
+        ghosts: set[str] = set()
         for batch in chunks(list(user_ids)):
             with self.team_writes([team_id]):
-                self._member_add_batch(team_id, batch)
+                ghosts |= self._member_add_batch(team_id, batch)
+        return ghosts
 
-    def _member_add_batch(self, team_id: str, user_ids: Sequence[str]) -> None:
+    def _member_add_batch(self, team_id: str, user_ids: Sequence[str]) -> set[str]:
         members = [{"role": "user", "user_id": user_id} for user_id in user_ids]
         try:
-            answer = self._call("POST", "/team/member_add", body={"team_id": team_id, "member": members})
+            answer = self._call(
+                "POST",
+                "/team/member_add",
+                body={"team_id": team_id, "member": members},
+                shape=lambda a: _shape(a, dict),
+            )
         except ProxyError as exc:
             if exc.status == 400 and "already in team" in exc.message.lower():
-                return
+                return set()
             raise
         roster = {m.get("user_id") for m in answer.get("members_with_roles") or ()}
         absent = [user_id for user_id in user_ids if user_id not in roster]
         if absent:
             raise ProxyError(f"team {team_id}: {len(absent)} member(s) missing from the roster after member_add")
+        # member_add creates a user_id it does not know: one deleted meanwhile comes back with no email
+        ghosts = {
+            str(row["user_id"])
+            for row in answer.get("updated_users") or ()
+            if isinstance(row, dict) and row.get("user_id") in user_ids and not row.get("user_email")
+        }
+        if ghosts:
+            self._call("POST", "/user/delete", body={"user_ids": sorted(ghosts)})
+        return ghosts
 
     def remove_team_member(self, team_id: str, user_id: str) -> None:
         """Take a user out of a team; the proxy deletes the user's keys for that team."""
@@ -615,25 +832,49 @@ class LiteLLMClient:
         """The alias of every key on the proxy."""
         return {str(item["key_alias"]) for item in self._keys({}) if item.get("key_alias")}
 
-    def _user_keys(self, user_id: str) -> list[dict[str, Any]]:
+    def user_keys(self, user_id: str, *, team_id: str | None = None) -> list[Key]:
         # user_id was a substring filter for admins on 1.86: keep exact matches only
-        return [item for item in self._keys({"user_id": user_id}) if item.get("user_id") == user_id]
+        params = {"user_id": user_id, **({"team_id": team_id} if team_id else {})}
+        return [
+            _key(item)
+            for item in self._keys(params)
+            if item.get("user_id") == user_id and (team_id is None or item.get("team_id") == team_id)
+        ]
+
+    def keys_of(self, users: Sequence[User], *, keys_on_proxy: int) -> dict[str, list[Key]]:
+        """The keys of these users, by user_id: one request per user that has keys, or one
+        listing of every key (about keys_on_proxy of them) where that takes fewer requests."""
+        owners = [user for user in users if user.key_count]
+        if not owners:
+            return {}
+        if len(owners) > keys_on_proxy / PAGE_SIZE:
+            wanted = {user.user_id for user in owners}
+            found: dict[str, list[Key]] = defaultdict(list)
+            for item in self._keys({}):
+                if item.get("user_id") in wanted:
+                    found[str(item["user_id"])].append(_key(item))
+            return dict(found)
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="keys") as pool:
+            return dict(
+                zip([u.user_id for u in owners], pool.map(lambda u: self.user_keys(u.user_id), owners), strict=True)
+            )
 
     def _keys(self, params: dict[str, str]) -> Iterator[dict[str, Any]]:
         def fetch(page: int) -> dict[str, Any]:
             query = {**params, "return_full_object": "true", "page": page, "size": PAGE_SIZE}
-            answer: dict[str, Any] = self._call("GET", "/key/list", params=query)
-            return answer
+            return dict(self._call("GET", "/key/list", params=query, shape=lambda a: _shape(a, dict, "keys")))
 
         first = fetch(1)
         for answer in _pages(fetch, first, int(first.get("total_pages") or 0), self.workers):
-            yield from (item for item in answer.get("keys") or () if isinstance(item, dict))
+            yield from (item for item in answer["keys"] or () if isinstance(item, dict))
 
-    def generate_key(self, user_id: str, *, team_id: str | None, alias: str | None) -> str:
+    def generate_key(self, user_id: str, *, team_id: str | None, alias: str | None, duration: str | None = None) -> str:
         body: dict[str, Any] = {"user_id": user_id, "key_alias": alias}
         if team_id:
             body["team_id"] = team_id
-        return str(self._call("POST", "/key/generate", body=body)["key"])
+        if duration:
+            body["duration"] = duration
+        return str(self._call("POST", "/key/generate", body=body, shape=lambda a: _shape(a, dict, "key"))["key"])
 
     def delete_keys(self, tokens: Sequence[str]) -> None:
         """Delete keys by raw key or hash; keys already gone are not an error."""
@@ -643,6 +884,39 @@ class LiteLLMClient:
             if not exc.not_found:
                 raise
 
+    def block_key(self, token: str, *, blocked: bool = True) -> None:
+        """Block a key (requests made with it are refused with 401), or unblock it."""
+        self._call("POST", "/key/block" if blocked else "/key/unblock", body={"key": token})
+
+    # -- models ------------------------------------------------------------------------------
+
+    def models(self) -> frozenset[str]:
+        """The model names the proxy serves."""
+        answer = self._call("GET", "/v1/models", shape=lambda a: _shape(a, dict, "data"))
+        return frozenset(str(item["id"]) for item in answer["data"] if isinstance(item, dict) and item.get("id"))
+
+
+def _key(item: dict[str, Any]) -> Key:
+    return Key(str(item["token"]), item.get("key_alias"), item.get("team_id"), bool(item.get("blocked")))
+
+
+def _applied(sent: Any, stored: Any) -> bool:
+    """Whether the proxy stored what was sent (numbers compared as numbers, metadata by its keys)."""
+    if isinstance(sent, dict) and isinstance(stored, dict):
+        return all(stored.get(name) == value for name, value in sent.items())
+    if isinstance(sent, (int, float)) and isinstance(stored, (int, float)):
+        return float(sent) == float(stored)
+    if isinstance(sent, list) and isinstance(stored, list):
+        return sorted(sent) == sorted(stored)
+    return bool(sent == stored)
+
+
+class _Retry(Retry):
+    """Exponential backoff with jitter, capped at BACKOFF_MAX, the same on urllib3 1.26 and 2.x."""
+
+    def get_backoff_time(self) -> float:
+        return min(BACKOFF_MAX, super().get_backoff_time()) * random.uniform(0.75, 1.25)
+
 
 def _retry(*, resend: bool) -> Retry:
     """Retries with exponential backoff and jitter, honouring Retry-After.
@@ -651,7 +925,7 @@ def _retry(*, resend: bool) -> Retry:
     NOT_RESENT are not repeated after a read error or a gateway error (the proxy may have acted),
     only after 429 and 503, which say it did not.
     """
-    return Retry(
+    return _Retry(
         total=RETRIES,
         connect=RETRIES,
         read=2 if resend else 0,  # a read timeout already waited --timeout seconds
@@ -660,8 +934,6 @@ def _retry(*, resend: bool) -> Retry:
         allowed_methods=None,
         status_forcelist=(429, 502, 503, 504) if resend else (429, 503),
         backoff_factor=0.5,
-        backoff_max=20,
-        backoff_jitter=0.5,
         raise_on_status=False,
     )
 
@@ -673,7 +945,18 @@ def _transport_error(exc: requests.RequestException, base_url: str) -> ProxyErro
         reason, ConnectTimeoutError
     ):
         return ProxyError(f"cannot reach the proxy at {base_url}: {_short(reason)}")
+    if isinstance(exc, requests.ConnectionError) and "refused" in str(reason).lower():
+        return ProxyError(f"cannot reach the proxy at {base_url}: {_short(reason)}")
     return ProxyError(f"no answer from the proxy at {base_url}: {_short(reason)}", answer_lost=True)
+
+
+def _not_the_api(response: requests.Response) -> str:
+    kind = (response.headers.get("Content-Type") or "no content type").split(";")[0]
+    start = " ".join(response.text.split())[:80]
+    return redact(
+        f"the answer from {response.url.split('?')[0]} is not the LiteLLM API (HTTP {response.status_code}, "
+        f"{kind}: '{start}'): check that the proxy URL points at the LiteLLM Proxy itself"
+    )
 
 
 def _short(reason: object) -> str:

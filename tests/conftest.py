@@ -14,14 +14,15 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
-from litellm_client import LiteLLMClient, User
+from litellm_client import LiteLLMClient, NewUser, NewUserSpec, User
 from tests.standin import StandIn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,10 +72,10 @@ class Proxy:
             return proxy.create_team(alias).team_id
 
     def create_user(
-        self, email: str, role: str | None = "internal_user", teams: tuple[str, ...] = (), **kw: object
+        self, email: str, role: str | None = "internal_user", teams: tuple[str, ...] = (), **kw: Any
     ) -> str:
         with self.client() as proxy:
-            return proxy.create_user(email, role=role, team_ids=teams, **kw).user_id  # type: ignore[arg-type]
+            return new_user(proxy, email, role=role, team_ids=teams, **kw).user_id
 
     def key_works(self, key: str) -> bool:
         """A key authenticates: it may read its own info."""
@@ -87,6 +88,20 @@ class Proxy:
             managed = [u for u in proxy.users() if u.is_managed]
             for batch in range(0, len(managed), 100):
                 proxy.delete_user_batch(managed[batch : batch + 100])
+
+
+def new_user(
+    client: LiteLLMClient,
+    email: str,
+    *,
+    role: str | None = "internal_user",
+    team_ids: Sequence[str] = (),
+    key_alias: str | None = None,
+    with_key: bool = True,
+    **fields: Any,
+) -> NewUser:
+    """Create a user the way the tools do (for a test's setup)."""
+    return client.create_user(NewUserSpec(email, role, tuple(team_ids), key_alias, with_key, fields=fields))
 
 
 def _real_or_skip() -> Proxy:

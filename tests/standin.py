@@ -99,6 +99,7 @@ class StandIn:
         self.issued: list[str] = []  # every raw key handed out, for tests that look for leaks
         self.log: list[tuple[str, str, int]] = []  # (method, path, status) of every answered request
         self.faults: list[Fault] = []
+        self.models = ["gpt-4o", "claude-3-5-sonnet", "llama-3-8b"]  # what the launcher's real proxy serves
         self.lock = threading.RLock()
         self._team_locks: dict[str, threading.Lock] = {}
         self.emails: Counter[str] = Counter()  # lower-cased, for the duplicate check
@@ -212,6 +213,11 @@ class StandIn:
         with self.lock:
             return [u for u in self.users.values() if (u["user_email"] or "").lower() == email.lower()]
 
+    def user_emails(self) -> list[str]:
+        """The emails of the users on the proxy, sorted (the proxy's own default_user_id has none)."""
+        with self.lock:
+            return sorted(u["user_email"] for u in self.users.values() if u["user_email"])
+
     def roster(self, team_id: str) -> list[str]:
         with self.lock:
             return [m["user_id"] for m in self.teams[team_id]["members_with_roles"]]
@@ -249,8 +255,10 @@ class StandIn:
             )
         payload: Any = None
         if method == "POST":
+            if not body:
+                raise _invalid(["body"], "Field required", "missing")
             try:
-                payload = json.loads(body or b"{}")
+                payload = json.loads(body)
             except ValueError:
                 raise Answer(
                     422, {"detail": [{"type": "json_invalid", "loc": ["body", 0], "msg": "JSON decode error"}]}
@@ -271,7 +279,14 @@ class StandIn:
         if secrets.compare_digest(token, self.master_key):
             return "admin"
         with self.lock:
-            if key_hash(token) in self.keys:
+            key = self.keys.get(key_hash(token))
+            if key and key.get("blocked"):
+                raise _error(
+                    401,
+                    "Authentication Error, Key is blocked. Update via `/key/unblock` if you're an admin.",
+                    "auth_error",
+                )
+            if key:
                 return key_hash(token)
         raise _error(401, "Authentication Error, Invalid API key provided.", "token_not_found_in_db", "key")
 
@@ -306,6 +321,11 @@ class StandIn:
             "teams": teams,
             "user_role": role,
             "max_budget": None,
+            "budget_duration": None,
+            "budget_reset_at": None,
+            "tpm_limit": None,
+            "rpm_limit": None,
+            "max_parallel_requests": None,
             "spend": 0.0,
             "user_email": email,
             "models": [],
@@ -348,7 +368,9 @@ class StandIn:
         self.changed()
         return team
 
-    def _insert_key(self, user_id: str | None, team_id: str | None, alias: str | None) -> tuple[str, dict[str, Any]]:
+    def _insert_key(
+        self, user_id: str | None, team_id: str | None, alias: str | None, duration: str | None = None
+    ) -> tuple[str, dict[str, Any]]:
         raw = "sk-" + secrets.token_urlsafe(16)
         self.issued.append(raw)
         stamp = now()
@@ -358,7 +380,8 @@ class StandIn:
             "key_alias": alias,
             "spend": 0.0,
             "max_budget": None,
-            "expires": None,
+            "expires": _expiry(duration),
+            "blocked": None,
             "models": [],
             "user_id": user_id,
             "team_id": team_id,
@@ -395,6 +418,14 @@ class StandIn:
                 self.changed()
 
 
+def _expiry(duration: str | None) -> str | None:
+    if not duration:
+        return None
+    number = duration.rstrip("smhdwo")
+    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "mo": 2592000}[duration[len(number) :]]
+    return datetime.fromtimestamp(time.time() + int(number) * seconds, timezone.utc).isoformat()
+
+
 def _error(status: int, message: str, error_type: str = "internal_server_error", param: str | None = None) -> Answer:
     """The OpenAI-style error shape (A)."""
     return Answer(status, {"error": {"message": message, "type": error_type, "param": param, "code": str(status)}})
@@ -416,6 +447,7 @@ def user_new(proxy: StandIn, body: dict[str, Any]) -> Any:
     role = body.get("user_role")
     if role is not None and role not in ROLES:
         raise _invalid(["body", "user_role"], ROLE_LITERALS, "literal_error")
+    _check_user_fields(proxy, body)
     email = body.get("user_email")
     team_id = body.get("team_id")
     teams = list(body.get("teams") or [])
@@ -431,9 +463,13 @@ def user_new(proxy: StandIn, body: dict[str, Any]) -> Any:
         user = proxy._insert_user(
             user_id or str(uuid.uuid4()), email, role, [] if team_id or proxy.roster_lock else teams
         )
+        for field in USER_FIELDS:
+            if body.get(field) is not None:
+                user[field] = body[field]
         raw, key = ("", None)
         if body.get("auto_create_key", True):
-            raw, key = proxy._insert_key(user["user_id"], team_id, body.get("key_alias"))
+            raw, key = proxy._insert_key(user["user_id"], team_id, body.get("key_alias"), body.get("duration"))
+            key["models"] = list(user["models"])
     joined = []
     for team in [team_id] if team_id else teams:
         if team in proxy.teams:
@@ -448,17 +484,51 @@ def user_new(proxy: StandIn, body: dict[str, Any]) -> Any:
         return _new_user_answer(user, raw, key, joined if sent_teams and proxy.roster_lock else None)
 
 
+USER_FIELDS = (
+    "user_alias",
+    "max_budget",
+    "budget_duration",
+    "models",
+    "tpm_limit",
+    "rpm_limit",
+    "max_parallel_requests",
+    "metadata",
+)
+CLEARED_BY_NULL = ("max_budget", "budget_duration", "tpm_limit", "rpm_limit")  # the others ignore null, [] and {}
+DURATION_UNITS = ("s", "m", "h", "d", "w", "mo")
+
+
+def _check_user_fields(proxy: StandIn, body: dict[str, Any]) -> None:
+    """What a real proxy refuses in the user fields: a bad duration (400), a wrong type (422)."""
+    duration = body.get("budget_duration")
+    if duration is not None and not _duration_ok(duration):
+        raise _wrapped(
+            proxy, 400, f"Invalid budget_duration '{duration}'. Use a format like '1h', '24h', '7d', or '30d'."
+        )
+    for field in ("tpm_limit", "rpm_limit", "max_parallel_requests"):
+        if body.get(field) is not None and not isinstance(body[field], int):
+            raise _invalid(["body", field], "Input should be a valid integer", "int_type")
+    if body.get("models") is not None and not isinstance(body["models"], list):
+        raise _invalid(["body", "models"], "Input should be a valid list", "list_type")
+    if body.get("metadata") is not None and not isinstance(body["metadata"], dict):
+        raise _invalid(["body", "metadata"], "Input should be a valid dictionary", "dict_type")
+
+
+def _duration_ok(text: str) -> bool:
+    number = text.rstrip("smhdwo")
+    unit = text[len(number) :]
+    return number.isdigit() and int(number) > 0 and unit in DURATION_UNITS
+
+
 def _new_user_answer(
     user: dict[str, Any], raw: str, key: dict[str, Any] | None, teams: list[str] | None
 ) -> dict[str, Any]:
     return {
+        **{field: user[field] for field in USER_FIELDS},
         "key_alias": key["key_alias"] if key else None,
-        "models": [],
         "spend": 0.0,
-        "max_budget": None,
         "user_id": user["user_id"],
         "team_id": key["team_id"] if key else None,
-        "metadata": {},
         "key": raw,
         "key_name": key["key_name"] if key else None,
         "expires": None,
@@ -469,7 +539,6 @@ def _new_user_answer(
         "user_email": user["user_email"],
         "user_role": user["user_role"],
         "teams": teams,
-        "user_alias": None,
     }
 
 
@@ -531,11 +600,15 @@ def user_info(proxy: StandIn, query: dict[str, str]) -> Any:
 
 
 def user_update(proxy: StandIn, body: dict[str, Any]) -> Any:
+    """As LiteLLM's _update_internal_user_params: max_budget, budget_duration, tpm_limit and
+    rpm_limit are set whenever sent (null clears them); the other fields only when not null, [] or
+    {}; metadata replaces the whole object."""
     if not body.get("user_id") and not body.get("user_email"):
         raise _invalid(["body"], "Value error, Either user id or user email must be provided")
     role = body.get("user_role")
     if role is not None and role not in ROLES:
         raise _invalid(["body", "user_role"], ROLE_LITERALS, "literal_error")
+    _check_user_fields(proxy, body)
     with proxy.lock:
         if body.get("user_id"):
             user = proxy.users.get(body["user_id"])
@@ -545,9 +618,9 @@ def user_update(proxy: StandIn, body: dict[str, Any]) -> Any:
             user = proxy._insert_user(body.get("user_id") or str(uuid.uuid4()), body.get("user_email"), role, [])
         else:
             user["updated_at"] = now()
-        for field in ("user_role", "user_alias", "max_budget"):
-            if body.get(field) is not None:
-                user[field] = body[field]
+        for field, value in body.items():
+            if field in CLEARED_BY_NULL or (field in (*USER_FIELDS, "user_role") and value not in (None, [], {})):
+                user[field] = value
         proxy.changed()
         return {"user_id": user["user_id"], "data": dict(user)}
 
@@ -609,11 +682,40 @@ def team_new(proxy: StandIn, body: dict[str, Any]) -> Any:
         team_id = body.get("team_id")
         if team_id and team_id in proxy.teams:
             raise _wrapped(proxy, 400, f"Team id = {team_id} already exists. Please use a different team id.")
-        return dict(
-            proxy._insert_team(
-                team_id or str(uuid.uuid4()), body.get("team_alias"), list(body.get("members_with_roles") or [])
-            )
+        team = proxy._insert_team(
+            team_id or str(uuid.uuid4()), body.get("team_alias"), list(body.get("members_with_roles") or [])
         )
+        team["metadata"] = dict(body.get("metadata") or {})
+        return dict(team)
+
+
+def team_update(proxy: StandIn, body: dict[str, Any]) -> Any:
+    with proxy.lock:
+        team = proxy.teams.get(body.get("team_id", ""))
+        if team is None:
+            raise _error(404, f"Team not found, passed team_id={body.get('team_id')}", "not_found_error")
+        for field in ("team_alias", "metadata", "max_budget", "models"):
+            if body.get(field) is not None:
+                team[field] = body[field]
+        team["updated_at"] = now()
+        proxy.changed()
+        return {"team_id": team["team_id"], "data": dict(team)}
+
+
+def team_delete(proxy: StandIn, body: dict[str, Any]) -> Any:
+    ids = list(body.get("team_ids") or [])
+    with proxy.lock:
+        for team_id in ids:
+            if team_id not in proxy.teams:
+                raise Answer(404, {"detail": {"error": f"Team not found, passed team_id={team_id}"}})
+        for team_id in ids:
+            del proxy.teams[team_id]
+            for token in [t for t, k in proxy.keys.items() if k["team_id"] == team_id]:
+                del proxy.keys[token]
+            for user in proxy.users.values():
+                user["teams"] = [t for t in user["teams"] if t != team_id]
+        proxy.changed()
+        return {"deleted_teams": ids}
 
 
 def team_list(proxy: StandIn, query: dict[str, str]) -> Any:
@@ -766,8 +868,27 @@ def key_generate(proxy: StandIn, body: dict[str, Any]) -> Any:
                 "bad_request_error",
                 "key_alias",
             )
-        raw, row = proxy._insert_key(body.get("user_id"), body.get("team_id"), alias)
+        raw, row = proxy._insert_key(body.get("user_id"), body.get("team_id"), alias, body.get("duration"))
         return {**row, "key": raw, "token_id": row["token"]}
+
+
+def key_block(proxy: StandIn, body: dict[str, Any], blocked: bool = True) -> Any:
+    with proxy.lock:
+        wanted = body.get("key") or ""
+        token = key_hash(wanted) if wanted.startswith("sk-") else wanted
+        if token not in proxy.keys:
+            raise _error(404, f"Key not found. Passed key={wanted}", "not_found_error")
+        proxy.keys[token]["blocked"] = blocked
+        proxy.changed()
+        return dict(proxy.keys[token])
+
+
+def key_unblock(proxy: StandIn, body: dict[str, Any]) -> Any:
+    return key_block(proxy, body, blocked=False)
+
+
+def models_list(proxy: StandIn, _query: dict[str, str]) -> Any:
+    return {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "openai"} for name in proxy.models]}
 
 
 def key_list(proxy: StandIn, query: dict[str, str]) -> Any:
@@ -854,6 +975,11 @@ ROUTES = {
     ("POST", "/key/generate"): key_generate,
     ("GET", "/key/list"): key_list,
     ("POST", "/key/delete"): key_delete,
+    ("POST", "/key/block"): key_block,
+    ("POST", "/key/unblock"): key_unblock,
+    ("POST", "/team/update"): team_update,
+    ("POST", "/team/delete"): team_delete,
+    ("GET", "/v1/models"): models_list,
 }
 
 
@@ -898,7 +1024,11 @@ def _handler_for(proxy: StandIn) -> type[BaseHTTPRequestHandler]:
             self._serve("POST")
 
         def _serve(self, method: str) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            if len(body) < length:  # the client died mid-request: like uvicorn, nothing is handled
+                self.close_connection = True
+                return
             path = urlsplit(self.path).path
             if proxy.latency:
                 time.sleep(proxy.latency)

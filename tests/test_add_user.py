@@ -43,7 +43,9 @@ email,role,team_name,key_name
         aliases = client.key_aliases()
         team_keys = next(t.keys_by_user for t in client.teams() if t.team_id == eng_id)
     assert {f"alice-{proxy.tag}", f"bob-{proxy.tag}"} <= aliases
-    assert team_keys == {users[proxy.email("alice")].user_id: 1}  # one team: the key is the team's too
+    assert team_keys == {
+        users[proxy.email("alice")].user_id: (f"alice-{proxy.tag}",)
+    }  # one team: the key is the team's too
     assert stat.S_IMODE((tmp_path / "user_reg_result.csv").stat().st_mode) == 0o600
     for row in results.values():
         assert row["api_keys"] not in run.output
@@ -186,10 +188,13 @@ def test_requests_made_are_one_listing_then_one_per_user(standin: Proxy, tmp_pat
 
     assert run.code == 0, run.output
     assert standin.standin.counts() == {
+        "/health/readiness/details": 1,  # the release, once
+        "/team/new": 1,  # the run's lease, taken...
+        "/team/list": 1,  # ...and, with it, the teams
         "/user/list": 3,
-        "/team/list": 1,
         "/key/list": 1,
         "/user/new": 300,
+        "/team/delete": 1,  # the lease, given back
     }
     assert len(standin.standin.roster(team)) == 301
 
@@ -208,5 +213,5 @@ def test_a_lost_answer_is_checked_not_sent_again(standin: Proxy, tmp_path: Path,
     assert all(standin.key_works(row["api_keys"]) for row in rows.values())
     assert [len(standin.standin.user_by_email(e)) for e in rows] == [1, 1, 1]
     with standin.client() as client:
-        assert {u.key_count for u in client.users()} == {1}  # the unseen key was replaced
+        assert {u.key_count for u in client.users() if u.email} == {1}  # the unseen key was replaced
         assert client.key_aliases() == {"ka", "kb", "kc"}

@@ -60,6 +60,7 @@ def test_examples_run_as_written(doc: Path, tmp_path: Path) -> None:
     shutil.copytree(ROOT / "docs" / "examples", work)
     for script in ROOT.glob("*.py"):
         shutil.copy(script, work)
+    shutil.copytree(ROOT / "common", work / "common")
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "python").symlink_to(sys.executable)
     with StandIn() as proxy:

@@ -88,7 +88,7 @@ def test_a_lost_answer_to_a_delete_is_checked_not_reported_as_missing(standin: P
     assert run.code == 0, run.output
     assert len(run.rows("user_del_result.csv")) == 5
     assert run.rows("user_del_error.csv") == []
-    assert standin.standin.users == {}
+    assert standin.standin.user_emails() == []
 
 
 @pytest.mark.parametrize("path", ["/team/new", "/invitation/new"])
@@ -214,7 +214,7 @@ def test_kill_9_during_a_sync_and_a_rerun_finishes(standin: Proxy, tmp_path: Pat
     rerun = run_script("sync_user.py", "--max-delete", "20", proxy=standin, cwd=tmp_path)
     assert rerun.code == 0, rerun.output
     _no_duplicates(standin, emails)
-    assert sorted(str(u["user_email"]) for u in standin.standin.users.values()) == emails
+    assert standin.standin.user_emails() == emails
 
 
 def test_ctrl_c_finishes_the_rows_in_flight_and_starts_no_new_one(standin: Proxy, tmp_path: Path) -> None:
@@ -231,33 +231,38 @@ def test_ctrl_c_finishes_the_rows_in_flight_and_starts_no_new_one(standin: Proxy
     results = _accounted_once(run, emails)
     assert len(results) < 40
     assert {r["error_reason"] for r in run.rows("user_reg_error.csv")} == {"not started: the run was interrupted"}
-    assert sorted(u["user_email"] for u in standin.standin.users.values()) == sorted(results)
+    assert standin.standin.user_emails() == sorted(results)
     assert "Interrupted: finishing the rows in flight" in stderr
 
 
 def test_two_syncs_at_once_do_not_both_apply(standin: Proxy, tmp_path: Path) -> None:
+    """The lease is on the proxy: a second run from another folder, through another spelling of
+    the proxy's URL, sees it."""
     for n in range(3):
         standin.standin.seed_user(f"u{n}@example.com")
     write_csv(tmp_path / "user_list.csv", "email,role\nu0@example.com,proxy_admin\nu1@example.com,internal_user\n")
-    standin.standin.fail("/user/update", "delay_before", seconds=3)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    write_csv(elsewhere / "user_list.csv", "email,role\nu2@example.com,internal_user\n")
+    applying = threading.Event()
+    standin.standin.fail("/user/update", "call", call=lambda: (applying.set(), time.sleep(3)))
     first = _spawn("sync_user.py", proxy=standin, cwd=tmp_path)
-    deadline = time.monotonic() + 30
-    while standin.standin.count("/team/list") == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
+    assert applying.wait(30)
 
-    second = run_script("sync_user.py", "--output-dir", "second", proxy=standin, cwd=tmp_path)
+    other_spelling = Proxy("standin", standin.url.replace("127.0.0.1", "localhost") + "/", standin.master_key)
+    second = run_script("sync_user.py", "--max-delete", "5", proxy=other_spelling, cwd=elsewhere)
     dry = run_script("sync_user.py", "--dry-run", proxy=standin, cwd=tmp_path)
     first.communicate(timeout=60)
 
     assert first.returncode == 0
-    assert second.code == 4
-    assert "another sync_user run against" in second.stderr
+    assert second.code == 4, second.output
+    assert "another run is applying changes to this proxy (sync_user.py by" in second.stderr
     assert "Nothing was changed" in second.stderr
-    assert not (tmp_path / "second").exists()
-    assert dry.code == 0  # a dry run changes nothing, so it does not wait for the lock
+    assert not (elsewhere / "user_sync_result.csv").exists()
+    assert dry.code == 0  # a dry run changes nothing, so it does not wait for the lease
     assert standin.standin.count("/user/update") == 1
     assert standin.standin.count("/user/delete") == 1
+    assert standin.standin.user_emails() == ["u0@example.com", "u1@example.com"]
 
 
 def _self_signed(tmp_path: Path) -> tuple[str, str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Proxy, run_script
+from tests.conftest import Proxy, new_user, run_script
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def _tsv(text: str) -> list[dict[str, str]]:
 def test_every_page_is_listed_and_the_count_matches_the_proxy(proxy: Proxy, tmp_path: Path) -> None:
     with proxy.client(workers=8) as client:
         for n in range(260):
-            client.create_user(proxy.email(f"u{n:03d}"), role="internal_user", with_key=False)
+            new_user(client, proxy.email(f"u{n:03d}"), role="internal_user", with_key=False)
     run = run_script("list_user.py", "--email-like", proxy.tag, proxy=proxy, cwd=tmp_path)
 
     assert run.code == 0, run.output

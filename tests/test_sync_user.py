@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Proxy, run_script, write_csv
+from tests.conftest import Proxy, new_user, run_script, write_csv
 
 
 @pytest.fixture
@@ -25,8 +25,8 @@ def test_a_mixed_plan_is_applied_exactly_and_a_second_run_plans_nothing(clean: P
     eng, ops, new = (f"{name}-{proxy.tag}" for name in ("eng", "ops", "new"))
     eng_id, ops_id, new_id = proxy.create_team(eng), proxy.create_team(ops), proxy.create_team(new)
     with proxy.client() as client:
-        mover = client.create_user(
-            proxy.email("mover"), role="internal_user", team_ids=[eng_id], key_alias=f"mover-{proxy.tag}"
+        mover = new_user(
+            client, proxy.email("mover"), role="internal_user", team_ids=[eng_id], key_alias=f"mover-{proxy.tag}"
         )
         own_key = client.generate_key(mover.user_id, team_id=None, alias=f"mover-own-{proxy.tag}")
     proxy.create_user(proxy.email("promote"), "internal_user", (eng_id,))
@@ -137,7 +137,7 @@ def test_a_plan_over_the_deletion_limit_changes_nothing(clean: Proxy, tmp_path: 
     proxy = clean
     with proxy.client(workers=8) as client:
         for n in range(8):
-            client.create_user(proxy.email(f"old{n}"), role="internal_user", with_key=False)
+            new_user(client, proxy.email(f"old{n}"), role="internal_user", with_key=False)
     write_csv(
         tmp_path / "user_list.csv",
         f"email,role\n{proxy.email('old0')},internal_user\n{proxy.email('newbie')},internal_user\n",
@@ -146,7 +146,7 @@ def test_a_plan_over_the_deletion_limit_changes_nothing(clean: Proxy, tmp_path: 
     run = run_script("sync_user.py", proxy=proxy, cwd=tmp_path)
 
     assert run.code == 4
-    assert "the plan deletes 7 users, more than the limit of 5" in run.stderr
+    assert "the plan deletes or blocks 7 users, more than the limit of 5" in run.stderr
     assert "rerun with --max-delete 7" in run.stderr
     assert len(proxy.users()) == 8
     assert not (tmp_path / "user_sync_result.csv").exists()
@@ -257,8 +257,12 @@ def test_drift_of_one_percent_costs_the_listing_and_one_request_per_change(stand
     assert "Users to delete: 34" in run.stdout
     assert "Users to update: 34" in run.stdout
     assert proxy.counts() == {
+        "/health/readiness/details": 1,
+        "/team/new": 1,  # the lease
+        "/team/delete": 1,
         "/user/list": 101,  # 10,000 users and default_user_id, 100 a page
         "/team/list": 1,
+        "/key/list": 34,  # the deleted users' keys, for the undo file
         "/user/new": 33,
         "/user/update": 34,
         "/user/delete": 1,

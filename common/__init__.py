@@ -1,0 +1,15 @@
+"""What the four scripts share, one concern a module:
+
+- options:      the common flags, settings (flag > environment > .env) and argparse types
+- csv_input:    reading a CSV file: encodings, delimiters, header aliases, rows with line numbers
+- user_record:  a user's columns: parse a cell, compare it with the proxy, describe a change
+- snapshot:     one listing of the proxy's users, teams (and keys, models), indexed for planners
+- results:      result, error and undo files
+- runner:       parallel work, progress, signals
+- lease:        one writing run per proxy, whoever starts it: a lease kept on the proxy
+- removal:      deleting, blocking, purging and reinstating users (del_user.py and sync_user.py)
+- exits:        exit codes, and turning what escapes a script into one
+- redaction:    keeping keys and the master key out of every message and log
+
+The scripts reach the proxy only through litellm_client.
+"""

@@ -1,0 +1,119 @@
+"""The proxy's state, read once per run: users, teams, and where a run needs them, key aliases
+and the models the proxy serves. Planners work on this snapshot; no planner makes a request."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from common.lease import is_lease
+from common.user_record import CLEAR, email_key
+from litellm_client import LiteLLMClient, Team, User
+
+
+@dataclass
+class Snapshot:
+    users: list[User]
+    teams: list[Team]
+    key_aliases: set[str] = field(default_factory=set)
+    models: frozenset[str] | None = None  # None: not read (no models cell in the file)
+    users_by_email: dict[str, list[User]] = field(init=False)
+    users_by_id: dict[str, User] = field(init=False)
+    teams_by_alias: dict[str, list[Team]] = field(init=False)
+    teams_by_id: dict[str, Team] = field(init=False)
+    members: dict[str, tuple[str, ...]] = field(init=False)  # user_id -> the teams whose roster has it
+
+    def __post_init__(self) -> None:
+        self.teams = [team for team in self.teams if not is_lease(team)]
+        self.users_by_email = {}
+        self.users_by_id = {user.user_id: user for user in self.users}
+        for user in self.users:
+            if user.email:
+                self.users_by_email.setdefault(email_key(user.email), []).append(user)
+        self.teams_by_alias = {}
+        for team in self.teams:
+            if team.alias:
+                self.teams_by_alias.setdefault(team.alias, []).append(team)
+        self.teams_by_id = {team.team_id: team for team in self.teams}
+        members: dict[str, list[str]] = {}
+        for team in self.teams:
+            for user_id in team.member_ids:
+                members.setdefault(user_id, []).append(team.team_id)
+        self.members = {user_id: tuple(sorted(ids)) for user_id, ids in members.items()}
+
+    @classmethod
+    def load(
+        cls,
+        proxy: LiteLLMClient,
+        *,
+        teams: bool | list[Team] = True,
+        key_aliases: bool = False,
+        models: bool = False,
+    ) -> Snapshot:
+        """Users page by page while teams, key aliases and models are read beside them. teams:
+        whether to read them, or the teams the run's lease has just read (no need to ask again)."""
+        with ThreadPoolExecutor(3) as pool:
+            team_list = pool.submit(proxy.teams) if teams is True else None
+            aliases = pool.submit(proxy.key_aliases) if key_aliases else None
+            served = pool.submit(proxy.models) if models else None
+            users = list(proxy.users())
+            return cls(
+                users,
+                team_list.result() if team_list else teams or [],  # type: ignore[arg-type]
+                aliases.result() if aliases else set(),
+                served.result() if served else None,
+            )
+
+    def teams_of(self, user: User) -> tuple[str, ...]:
+        """The teams a user is in: those whose roster has it. The roster is what LiteLLM checks;
+        the user's own list can disagree (1.65 lists teams it never put the user on, 1.80 loses
+        roster entries under parallel writes), and a sync then puts the roster right."""
+        return self.members.get(user.user_id, ())
+
+    @property
+    def key_count(self) -> int:
+        """How many keys the users hold, as the listing counts them."""
+        return sum(user.key_count for user in self.users)
+
+    def managed(self) -> list[User]:
+        return [user for user in self.users if user.is_managed]
+
+    def team_named(self, name: str) -> Team | None:
+        """The team a file names, by its alias if one team has it, or by its id; None if no team
+        has that name; ValueError if the name could mean two teams."""
+        by_alias = self.teams_by_alias.get(name, [])
+        by_id = self.teams_by_id.get(name)
+        if len(by_alias) > 1:
+            ids = ", ".join(team.team_id for team in by_alias)
+            raise ValueError(
+                f"team alias '{name}' is ambiguous: {len(by_alias)} teams have it ({ids}); name the team by its id"
+            )
+        if by_alias and by_id and by_alias[0] is not by_id:
+            raise ValueError(f"team '{name}' is the alias of one team and the id of another; rename one")
+        return by_alias[0] if by_alias else by_id
+
+    def find_team(self, name: str) -> Team:
+        team = self.team_named(name)
+        if team is None:
+            raise ValueError(f"team '{name}' does not exist")
+        return team
+
+    def team_label(self, team_id: str) -> str:
+        """The name files use for a team: its alias where the alias names it and only it, and
+        reads back as itself; its id otherwise (no alias, a shared alias, a ';', outer spaces, `none`)."""
+        team = self.teams_by_id.get(team_id)
+        alias = team.alias if team else None
+        if (
+            alias
+            and alias == alias.strip()
+            and ";" not in alias
+            and alias.lower() != CLEAR
+            and len(self.teams_by_alias.get(alias, ())) == 1
+            and (alias not in self.teams_by_id or alias == team_id)
+        ):
+            return alias
+        return team_id
+
+    def team_cell(self, team_ids: Iterable[str]) -> str:
+        return ";".join(sorted(self.team_label(team_id) for team_id in team_ids))
