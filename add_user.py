@@ -18,7 +18,7 @@ from common.exits import Exit
 from common.results import Report, plural
 from common.runner import Interrupted, Runner
 from common.snapshot import Snapshot
-from litellm_client import LiteLLMClient, NewUser, NewUserSpec, ProxyError, User
+from litellm_client import BULK_SIZE, LiteLLMClient, NewUser, NewUserSpec, ProxyError, User, chunks
 
 COLUMNS = ("email", "role", "team_name", "key_name", "key_duration", "user_id", *user_record.ACCESS_COLUMNS)
 RESULT_COLUMNS = ("email", "role", "user_id", "team_name", "models", "api_keys", "invitation_url", "status")
@@ -82,7 +82,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-key", action="store_true", help="create the users without API keys")
     p.add_argument(
         "--key-duration",
-        type=options.duration,
+        type=options.litellm_duration,
         help="how long each new key lasts (30d, 1mo, ...), for rows without a key_duration cell (default: no expiry)",
     )
     p.add_argument("--invite", action="store_true", help="also create a password-setup invitation link per new user")
@@ -142,8 +142,10 @@ def plan_additions(
                 key_line[key_alias] = row.line
             if key_alias in snapshot.key_aliases and not unfinished:
                 raise ValueError(f"key name '{key_alias}' is already used on the proxy")
-            duration = options.duration(row["key_duration"]) if row["key_duration"] else key_duration
-            values = user_record.wanted(row.cells, snapshot.models)
+            duration = options.litellm_duration(row["key_duration"]) if row["key_duration"] else key_duration
+            if with_key and duration:
+                user_record.check_duration("key_duration", duration, snapshot.release)
+            values = user_record.wanted(row.cells, snapshot.models, snapshot.release)
         except (ValueError, argparse.ArgumentTypeError) as problem:
             plan.failures.append((row, str(problem)))
             continue
@@ -157,7 +159,7 @@ def plan_additions(
             with_key,
             duration,
             user_record.new_user_fields(values),
-            user_id=unfinished.user_id if unfinished else row["user_id"] or None,
+            user_id=unfinished.user_id if unfinished else user_record.new_user_id(row["user_id"]) or None,
         )
         plan.additions.append(Addition(row, spec, teams, values, unfinished))
     return plan
@@ -203,50 +205,81 @@ def apply(
         except ProxyError as exc:
             broken[alias] = f"team '{alias}' could not be created: {exc}"
 
-    def add(addition: Addition) -> None:
+    def prepared(addition: Addition) -> NewUserSpec | None:
+        """The row's user with its new teams' ids, or None (recorded) if one could not be made."""
         problems = [broken[name] for name in addition.teams if name in broken]
         if problems:
             report.fail(addition.row, problems[0])
-            return
-        spec = replace(addition.spec, team_ids=tuple(new_team_ids.get(t, t) for t in addition.spec.team_ids))
-        try:
-            new = proxy.finish(spec, addition.unfinished) if addition.unfinished else proxy.create_user(spec)
-        except ProxyError as exc:
-            reason = user_record.USER_EXISTS if exc.already_exists else str(exc)
-            if exc.user_id and not exc.status:
+            return None
+        return replace(addition.spec, team_ids=tuple(new_team_ids.get(t, t) for t in addition.spec.team_ids))
+
+    def record(addition: Addition, outcome: NewUser | ProxyError) -> None:
+        if isinstance(outcome, ProxyError):
+            reason = user_record.USER_EXISTS if outcome.already_exists else str(outcome)
+            if outcome.user_id and not outcome.status:
                 reason += ": feed this error file back to add_user.py to finish this user"
-            report.fail(addition.row, reason, user_id=exc.user_id or "")
+            report.fail(addition.row, reason, user_id=outcome.user_id or "")
             return
-        problems = [new.problem] if new.problem else []
+        problems = [outcome.problem] if outcome.problem else []
         invitation = ""
         if invitations:
             try:
-                invitation = f"{invitations}/ui/onboarding?id={proxy.create_invitation(new.user_id)}"
+                invitation = f"{invitations}/ui/onboarding?id={proxy.create_invitation(outcome.user_id)}"
             except ProxyError as exc:
                 problems.append(f"invitation failed: {exc}")
-        result = _result(addition, new, invitation, with_key)
+        result = _result(addition, outcome, invitation, with_key)
         if problems:
             report.partly("created", "; ".join(problems), addition.row, **result)
         else:
             report.done("created", **result)
 
+    def add(addition: Addition) -> None:
+        spec = prepared(addition)
+        if spec is None:
+            return
+        try:
+            new = proxy.finish(spec, addition.unfinished) if addition.unfinished else proxy.create_user(spec)
+        except ProxyError as exc:
+            record(addition, exc)
+            return
+        record(addition, new)
+
+    def add_batch(batch: Sequence[Addition]) -> None:
+        ready = [(addition, spec) for addition in batch if (spec := prepared(addition))]
+        try:
+            outcomes: list[NewUser | ProxyError] = proxy.create_users([spec for _, spec in ready])
+        except ProxyError as exc:
+            outcomes = [exc] * len(ready)
+        for (addition, _), outcome in zip(ready, outcomes, strict=True):
+            record(addition, outcome)
+
     try:
         runner.parallel(plan.new_teams, create_team, "teams created", workers=1)
     except Interrupted as stop:
-        stop.not_started = [*stop.not_started, *plan.additions]
-        _not_started(stop, report)
+        _not_started(stop, plan.additions, report)
+        raise
+    # The bulk create of recent releases, where it gives the same end state: not for invitations
+    # (one request per user anyway), nor for users an earlier run left unfinished.
+    bulk = proxy.release.bulk_users and not invitations
+    batches = list(chunks([a for a in plan.additions if not a.unfinished], BULK_SIZE)) if bulk else []
+    singles = [a for a in plan.additions if a.unfinished] if bulk else plan.additions
+    try:
+        runner.parallel(batches, add_batch, "users created", size=len)
+    except Interrupted as stop:
+        _not_started(stop, singles, report)
         raise
     try:
-        runner.parallel(plan.additions, add, "users created")
+        runner.parallel(singles, add, "users created")
     except Interrupted as stop:
-        _not_started(stop, report)
+        _not_started(stop, [], report)
         raise
 
 
-def _not_started(stop: Interrupted, report: Report) -> None:
-    for item in stop.not_started:
-        if isinstance(item, Addition):
-            report.fail(item.row, f"not started: {stop.reason}")
+def _not_started(stop: Interrupted, later: Sequence[Addition], report: Report) -> None:
+    """Record the rows a stopped run never started: those of the phase it stopped in, and later."""
+    items = [a for item in stop.not_started for a in (item if isinstance(item, Sequence) else [item])]
+    for addition in [*items, *later]:
+        report.fail(addition.row, f"not started: {stop.reason}")
 
 
 def _result(addition: Addition, new: NewUser, invitation: str, with_key: bool) -> dict[str, Any]:
@@ -263,10 +296,14 @@ def _result(addition: Addition, new: NewUser, invitation: str, with_key: bool) -
     }
 
 
-def invitation_base(settings: options.Settings) -> tuple[str, str]:
-    """Where invitation links point, and why that URL."""
+def invitation_base(settings: options.Settings, proxy: LiteLLMClient) -> tuple[str, str]:
+    """Where invitation links point, and why that URL: the public URL if set, else the one the
+    proxy reports (its PROXY_BASE_URL), else the URL these tools reach it at."""
     if settings.public_url:
         return settings.public_url, "LITELLM_PUBLIC_URL"
+    reported = proxy.public_url()
+    if reported:
+        return reported, "the proxy's PROXY_BASE_URL"
     return (
         settings.base_url,
         "the URL these tools reach the proxy at; set LITELLM_PUBLIC_URL if users reach it elsewhere",
@@ -300,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             print(plan.describe(args.csv_file, args.user_role))
             return Exit.ROW_FAILED if plan.failures else Exit.OK
-        invitations, why = invitation_base(settings) if args.invite else (None, "")
+        invitations, why = invitation_base(settings, proxy) if args.invite else (None, "")
         input_columns = [c for c in _columns(rows) if c not in COLUMNS[:4] and c != "user_id"]
         set_columns = [c for c in input_columns if user_record.is_field(c)]
         if not args.no_key and any(add.spec.key_duration for add in plan.additions):

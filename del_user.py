@@ -20,7 +20,7 @@ from common.removal import BLOCK, DELETE, PURGE, Removal
 from common.results import Report, plural
 from common.runner import Interrupted, Runner
 from common.snapshot import Snapshot
-from litellm_client import BATCH_SIZE, Key, LiteLLMClient, ProxyError, User, chunks
+from litellm_client import Key, LiteLLMClient, ProxyError, User, chunks
 
 COLUMNS = ("email", "user_id")
 RESULT_COLUMNS = ("email", "user_id", "status", "keys_deleted", "keys_blocked", "detail")
@@ -186,6 +186,8 @@ def apply(
                 f"{user_record.USER_NOT_FOUND} (deleted by someone else during this run)",
                 **values(by_id[user.user_id]),
             )
+        for user_id, reason in outcome.failed.items():
+            report.fail(by_id[user_id].row, reason, **values(by_id[user_id]))
 
     def block(r: Removal) -> None:
         try:
@@ -208,7 +210,7 @@ def apply(
         not_started(stop, [*stop.not_started, *deletions])
         raise
     try:
-        runner.parallel(list(chunks(deletions, BATCH_SIZE)), delete, f"batches of up to {BATCH_SIZE} users deleted")
+        runner.parallel(list(chunks(deletions, proxy.delete_batch_size)), delete, "users deleted", size=len)
     except Interrupted as stop:
         not_started(stop, [r for batch in stop.not_started for r in batch])
         raise

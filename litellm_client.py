@@ -13,6 +13,7 @@ releases is decided once, in Release, from the release the proxy reports (docs/l
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import itertools
 import json
@@ -28,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import requests
@@ -40,6 +42,7 @@ log = logging.getLogger("litellm_client")
 ROLES = ("proxy_admin", "proxy_admin_viewer", "internal_user", "internal_user_viewer")
 PAGE_SIZE = 100  # the proxy answers 422 above 100
 BATCH_SIZE = 100  # ids per /user/delete, members per /team/member_add
+BULK_SIZE = 500  # users per request on the bulk endpoints
 RETRIES = 5
 BACKOFF_MAX = 20.0  # seconds, before jitter
 RECHECK_DELAYS = (0.0, 1.0, 2.0, 4.0)  # seconds before each look for what a lost create made
@@ -47,7 +50,9 @@ GONE_AFTER = 3  # requests in a row without an answer, across all threads: the p
 OLDEST_RELEASE = (1, 65, 0)
 # Requests that are not repeated blindly once the proxy may have acted on them: creates, and
 # /user/delete (a repeat would answer 404 for users this run deleted).
-NOT_RESENT = ("/user/new", "/team/new", "/key/generate", "/invitation/new", "/user/delete")
+BULK_CREATE = "/management/v1/users/bulk"
+BULK_DELETE = "/management/v1/users/bulk_delete"
+NOT_RESENT = ("/user/new", "/team/new", "/key/generate", "/invitation/new", "/user/delete", BULK_CREATE, BULK_DELETE)
 SECRET_PATTERN = re.compile(r"sk-[A-Za-z0-9_\-]{3,}")
 _REPR_ERROR = re.compile(r"""^\{['"](?:error|message)['"]:\s*['"](.*)['"]\}$""", re.S)
 _MISSING_USER = re.compile(r"passed user_id=(\S+)")
@@ -175,8 +180,44 @@ class Release:
 
     @property
     def user_new_writes_rosters(self) -> bool:
-        """/user/new with teams puts the user on their rosters (1.65.8 only sets the user's list)."""
+        """/user/new with a list of teams puts the user on their rosters (1.65.8 only sets the
+        user's own list; a single team_id works everywhere)."""
         return self.at_least(1, 74)
+
+    @property
+    def bulk_users(self) -> bool:
+        """/management/v1/users/bulk and .../bulk_delete: 500 users a request (seen on 1.108.7)."""
+        return self.at_least(1, 108)
+
+    @property
+    def bulk_user_update(self) -> bool:
+        """/user/bulk_update: 500 users a request (from 1.80)."""
+        return self.at_least(1, 80)
+
+    @property
+    def member_delete_deletes_keys(self) -> bool:
+        """Leaving a team deletes the user's keys for it (not on 1.65.8 nor 1.74.15; 1.80.7 does)."""
+        return self.at_least(1, 80)
+
+    @property
+    def lists_max_parallel_requests(self) -> bool:
+        """/user/list rows carry max_parallel_requests (before 1.108 only /user/info shows it)."""
+        return self.at_least(1, 108)
+
+    @property
+    def update_clears_with_null(self) -> bool:
+        """/user/update applies a null max_budget, budget_duration, tpm_limit or rpm_limit."""
+        return self.at_least(1, 108)
+
+    @property
+    def update_sets_alias_and_zero(self) -> bool:
+        """/user/update can set user_alias, and a 0 budget or limit (1.65.8 ignores both)."""
+        return self.at_least(1, 80)
+
+    @property
+    def weekly_durations(self) -> bool:
+        """A duration in weeks lasts weeks (1.80.7 resets a 2w budget every day)."""
+        return self.at_least(1, 108)
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +337,7 @@ class DeleteOutcome:
     deleted: list[User]
     missing: list[User]  # gone before this batch reached the proxy
     unconfirmed: list[User] = field(default_factory=list)  # gone after a lost answer: this run, or someone else
+    failed: dict[str, str] = field(default_factory=dict)  # user_id -> why the proxy did not delete it
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,6 +434,7 @@ class LiteLLMClient:
         self._timeout = (min(timeout, 10.0), timeout)
         self._sort_by_user_id = True
         self._release: Release | None = None
+        self._clock: tuple[datetime, float] | None = None
         self._health = _Health()
         self._guard = threading.Lock()
         self._team_locks: dict[str, threading.Lock] = {}
@@ -435,6 +478,7 @@ class LiteLLMClient:
             self._health.failed(error)
             raise error from exc
         self._health.answered()
+        self._note_clock(response)
         try:
             payload: Any = json.loads(response.content)  # from bytes: no decoded copy of a big answer
             is_json = True
@@ -452,6 +496,20 @@ class LiteLLMClient:
         if not is_json or (shape is not None and not shape(payload)):
             raise ProxyError(_not_the_api(response), response.status_code)
         return payload
+
+    def _note_clock(self, response: requests.Response) -> None:
+        try:
+            stamp = email.utils.parsedate_to_datetime(response.headers["Date"])
+        except (KeyError, TypeError, ValueError):
+            return
+        self._clock = (stamp, time.monotonic())
+
+    def proxy_time(self) -> datetime | None:
+        """The proxy's clock (from the Date of its last answer): what its own timestamps compare with."""
+        if self._clock is None:
+            return None
+        stamp, seen = self._clock
+        return stamp + timedelta(seconds=time.monotonic() - seen)
 
     @property
     def stop_reason(self) -> str | None:
@@ -565,6 +623,24 @@ class LiteLLMClient:
         (ProxyError.user_id), so a key that was issued is never dropped.
         """
         user_id = spec.user_id or str(uuid.uuid4())
+        with self.team_writes(spec.team_ids):
+            try:
+                answer = self._call(
+                    "POST", "/user/new", body=self._new_user(spec, user_id), shape=lambda a: _shape(a, dict, "user_id")
+                )
+            except ProxyError as exc:
+                if not exc.answer_lost:
+                    raise
+                log.warning("no answer to /user/new for user %s; checking whether it was created", user_id)
+                outcome = self._recover([spec], [user_id], exc)[0]
+                if isinstance(outcome, ProxyError):
+                    raise outcome from exc
+                return outcome
+        new = NewUser(user_id, str(answer.get("key") or ""), tuple(answer.get("models") or ()))
+        return self._joined(spec, new, answer.get("teams"))
+
+    def _new_user(self, spec: NewUserSpec, user_id: str) -> dict[str, Any]:
+        """The /user/new body (a row of the bulk create takes the same fields)."""
         body: dict[str, Any] = {
             **spec.fields,
             "user_id": user_id,
@@ -577,51 +653,88 @@ class LiteLLMClient:
             body["key_alias"] = spec.key_alias
         if spec.with_key and spec.key_duration:
             body["duration"] = spec.key_duration
-        release = self.release
         if len(spec.team_ids) == 1:
-            body["team_id"] = spec.team_ids[0]  # joins the team and gives the key to it
-        elif spec.team_ids and release.user_new_writes_rosters:
+            body["team_id"] = spec.team_ids[0]  # joins the team and gives the key to it, on every release
+        elif spec.team_ids and self.release.user_new_writes_rosters:
             body["teams"] = list(spec.team_ids)
-        with self.team_writes(spec.team_ids):
+        return body
+
+    def _joined(self, spec: NewUserSpec, new: NewUser, joined: Any) -> NewUser:
+        """Check what the create really did with the teams, and add the user where it did not:
+        from 1.100 the answer lists the teams joined (a failed join is silent); before 1.74 a
+        list of teams never reaches the rosters."""
+        if len(spec.team_ids) > 1 and not self.release.user_new_writes_rosters:
+            missing = list(spec.team_ids)
+        elif isinstance(joined, list) and self.release.rosters_locked:
+            missing = [team_id for team_id in spec.team_ids if team_id not in joined]
+        else:
+            missing = []
+        try:
+            for team_id in missing:
+                with self.team_writes([team_id]):
+                    self._member_add_batch(team_id, [new.user_id])
+        except ProxyError as exc:
+            return NewUser(new.user_id, new.key, new.models, problem=f"not added to every team: {exc}")
+        return new
+
+    def create_users(self, specs: Sequence[NewUserSpec]) -> list[NewUser | ProxyError]:
+        """Create up to BULK_SIZE users in one request (release.bulk_users), each with the end state
+        create_user gives it: role, access columns, teams (rosters included), a key with its alias
+        and, with one team, in that team. One outcome per spec, in order: the user, or why not.
+        A lost answer is never sent again: the users are looked up by id and each is finished
+        as after a single lost create."""
+        ids = [spec.user_id or str(uuid.uuid4()) for spec in specs]
+        rows = [self._new_user(spec, user_id) for spec, user_id in zip(specs, ids, strict=True)]
+        with self.team_writes(team for spec in specs for team in spec.team_ids):
             try:
-                answer = self._call("POST", "/user/new", body=body, shape=lambda a: _shape(a, dict, "user_id"))
+                answer = self._call("POST", BULK_CREATE, body={"users": rows}, shape=lambda a: _shape(a, dict, "data"))
             except ProxyError as exc:
                 if not exc.answer_lost:
                     raise
-                log.warning("no answer to /user/new for user %s; checking whether it was created", user_id)
-                return self._recover(spec, user_id, exc)
-            joined = answer.get("teams")  # from 1.100 the teams really joined (a failed join is silent)
-            if not release.user_new_writes_rosters:
-                missing = list(spec.team_ids)
-            elif isinstance(joined, list):
-                missing = [team_id for team_id in spec.team_ids if team_id not in joined]
-            else:
-                missing = []
-            new = NewUser(user_id, str(answer.get("key") or ""), tuple(answer.get("models") or ()))
-            try:
-                for team_id in missing:
-                    self._member_add_batch(team_id, [user_id])
-            except ProxyError as exc:
-                return NewUser(new.user_id, new.key, new.models, problem=f"not added to every team: {exc}")
-        return new
+                log.warning("no answer to a bulk create of %d users; checking which were created", len(specs))
+                return self._recover(specs, ids, exc)
+        outcomes: list[NewUser | ProxyError] = []
+        for spec, user_id, row in zip(specs, ids, answer["data"], strict=True):
+            if not row.get("success"):
+                error = str(row.get("error") or "not created")
+                outcomes.append(ProxyError(error, 409 if "already exists" in error.lower() else 400, row))
+                continue
+            new = NewUser(user_id, str(row.get("key") or ""), tuple(spec.fields.get("models") or ()))
+            outcomes.append(self._joined(spec, new, row.get("teams")))
+        return outcomes
 
-    def _recover(self, spec: NewUserSpec, user_id: str, lost: ProxyError) -> NewUser:
-        """After a lost /user/new answer: was the user created? Never sent again."""
+    def _recover(
+        self, specs: Sequence[NewUserSpec], ids: Sequence[str], lost: ProxyError
+    ) -> list[NewUser | ProxyError]:
+        """After a lost create: which of these users were created? Never sent again."""
         try:
-            found = self._appeared(lambda: list(self.existing([user_id]).values()))
+            found = {user.user_id: user for user in self._appeared(lambda: list(self.existing(ids).values()))}
         except ProxyError as exc:
-            raise ProxyError(
-                f"{lost.message}; then the proxy could not be asked whether it was created ({exc.message}): "
-                "the user may have been created: check",
-                answer_lost=True,
-                user_id=user_id,
-            ) from exc
-        if not found:
-            raise ProxyError(
-                f"{lost.message}; the user did not appear afterwards and was not sent again, so it cannot exist twice",
-                answer_lost=True,
-            ) from lost
-        return self.finish(spec, found[0])
+            return [
+                ProxyError(
+                    f"{lost.message}; then the proxy could not be asked whether it was created ({exc.message}): "
+                    "the user may have been created: check",
+                    answer_lost=True,
+                    user_id=user_id,
+                )
+                for user_id in ids
+            ]
+        outcomes: list[NewUser | ProxyError] = []
+        for spec, user_id in zip(specs, ids, strict=True):
+            if user_id not in found:
+                outcomes.append(
+                    ProxyError(
+                        f"{lost.message}; the user did not appear afterwards and was not sent again, so it "
+                        "cannot exist twice",
+                        answer_lost=True,
+                    )
+                )
+                continue
+            try:
+                outcomes.append(self.finish(spec, found[user_id]))
+            except ProxyError as exc:
+                outcomes.append(exc)
+        return outcomes
 
     def finish(self, spec: NewUserSpec, user: User) -> NewUser:
         """Finish a user whose creation's answer was never seen: its key was issued but nobody saw
@@ -655,7 +768,27 @@ class LiteLLMClient:
         answer = self._call(
             "POST", "/user/update", body={**fields, "user_id": user_id}, shape=lambda a: _shape(a, dict)
         )
-        data = answer.get("data") if isinstance(answer.get("data"), dict) else {}
+        problem = self._updated(user_id, fields, answer.get("data"))
+        if problem:
+            raise problem
+
+    def update_users(self, updates: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, ProxyError | None]:
+        """Up to BULK_SIZE users' changes in one /user/bulk_update (release.bulk_user_update), each
+        checked as update_user checks one: by user_id, None where it was applied."""
+        body = {"users": [{**fields, "user_id": user_id} for user_id, fields in updates]}
+        answer = self._call("POST", "/user/bulk_update", body=body, shape=lambda a: _shape(a, dict, "results"))
+        outcomes: dict[str, ProxyError | None] = {}
+        for (user_id, fields), result in zip(updates, answer["results"], strict=True):
+            if not result.get("success"):
+                outcomes[user_id] = ProxyError(str(result.get("error") or "not updated"), 400, result)
+                continue
+            updated = result.get("updated_user") if isinstance(result.get("updated_user"), dict) else {}
+            outcomes[user_id] = self._updated(user_id, fields, updated.get("data", updated))
+        return outcomes
+
+    def _updated(self, user_id: str, fields: Mapping[str, Any], data: Any) -> ProxyError | None:
+        """Why an update that the proxy answered did not do what was asked, or None."""
+        data = data if isinstance(data, dict) else {}
         if (
             data
             and not data.get("user_email")
@@ -663,43 +796,65 @@ class LiteLLMClient:
             and data.get("created_at") == data.get("updated_at")
         ):
             self._call("POST", "/user/delete", body={"user_ids": [user_id]})
-            raise ProxyError(f"User {user_id} not found", 404)
+            return ProxyError(f"User {user_id} not found", 404)
         ignored = [name for name, value in fields.items() if name in data and not _applied(value, data[name])]
         if ignored:
-            raise ProxyError(
+            return ProxyError(
                 f"LiteLLM {self.release.label} did not apply {', '.join(ignored)} "
                 f"(it answered {', '.join(f'{name}={data[name]!r}' for name in ignored)})"
             )
+        return None
+
+    @property
+    def delete_batch_size(self) -> int:
+        return BULK_SIZE if self.release.bulk_users else BATCH_SIZE
 
     def delete_user_batch(self, batch: Sequence[User]) -> DeleteOutcome:
-        """Delete up to BATCH_SIZE users (and, on the proxy, their keys) in one request.
+        """Delete up to delete_batch_size users (and, on the proxy, their keys) in one request.
 
-        The proxy deletes nothing when one id is unknown: such a user is set aside as missing and
-        the rest is sent again. After a lost answer, the users still there are sent again; those
-        gone are reported as unconfirmed (this run deleted them, or someone else did meanwhile).
+        /user/delete deletes nothing when one id is unknown: such a user is set aside as missing
+        and the rest is sent again (the bulk delete of 1.108+ answers per id instead). After a
+        lost answer, the users still there are sent again; those gone are reported as
+        unconfirmed (this run deleted them, or someone else did meanwhile).
         """
         remaining = {user.user_id: user for user in batch}
         outcome = DeleteOutcome([], [], [])
         with self.team_writes(team for user in batch for team in user.teams):
             while remaining:
                 try:
-                    self._call("POST", "/user/delete", body={"user_ids": list(remaining)})
+                    gone = self._delete(remaining, outcome)
                 except ProxyError as exc:
                     if exc.not_found:
                         gone = self._missing_ids(exc, list(remaining))
                         outcome.missing.extend(remaining.pop(user_id) for user_id in gone)
                     elif exc.answer_lost:
-                        log.warning("no answer to /user/delete; checking which users are left")
+                        log.warning("no answer to a delete; checking which users are left")
                         gone = set(remaining) - set(self.existing(list(remaining)))
                         outcome.unconfirmed.extend(remaining.pop(user_id) for user_id in gone)
                     else:
                         raise
                     if not gone:
                         raise
-                else:
-                    outcome.deleted.extend(remaining.values())
-                    remaining.clear()
         return outcome
+
+    def _delete(self, remaining: dict[str, User], outcome: DeleteOutcome) -> set[str]:
+        """One delete request for the remaining users; those it settled are taken out of it."""
+        ids = list(remaining)
+        if not self.release.bulk_users:
+            self._call("POST", "/user/delete", body={"user_ids": ids})
+            outcome.deleted.extend(remaining.values())
+            remaining.clear()
+            return set(ids)
+        answer = self._call("POST", BULK_DELETE, body={"user_ids": ids}, shape=lambda a: _shape(a, dict, "data"))
+        for user_id, row in zip(ids, answer["data"], strict=True):
+            user = remaining.pop(user_id)
+            if row.get("success"):
+                outcome.deleted.append(user)
+            elif "not found" in str(row.get("error")).lower():
+                outcome.missing.append(user)
+            else:
+                outcome.failed[user_id] = str(row.get("error"))
+        return set(ids)
 
     def _missing_ids(self, exc: ProxyError, ids: list[str]) -> set[str]:
         match = _MISSING_USER.search(exc.message)
@@ -891,9 +1046,26 @@ class LiteLLMClient:
     # -- models ------------------------------------------------------------------------------
 
     def models(self) -> frozenset[str]:
-        """The model names the proxy serves."""
-        answer = self._call("GET", "/v1/models", shape=lambda a: _shape(a, dict, "data"))
+        """The model names the proxy answers to: its models, access groups and wildcard routes
+        (releases before 1.80 ignore the two flags and list models only)."""
+        answer = self._call(
+            "GET",
+            "/v1/models",
+            params={"include_model_access_groups": "true", "return_wildcard_routes": "true"},
+            shape=lambda a: _shape(a, dict, "data"),
+        )
         return frozenset(str(item["id"]) for item in answer["data"] if isinstance(item, dict) and item.get("id"))
+
+    def public_url(self) -> str | None:
+        """The URL the proxy says its users reach it at (PROXY_BASE_URL; 1.80 on), or None."""
+        try:
+            answer = self._call("GET", "/.well-known/litellm-ui-config", shape=lambda a: _shape(a, dict))
+        except ProxyError as exc:
+            if exc.status is None:
+                raise
+            return None
+        url = answer.get("proxy_base_url")
+        return str(url).rstrip("/") if url else None
 
 
 def _key(item: dict[str, Any]) -> Key:

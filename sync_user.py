@@ -24,7 +24,7 @@ from common.results import Report, plural
 from common.runner import Interrupted, Runner
 from common.snapshot import Snapshot
 from common.user_record import CLEARED, OFFBOARDED_AT, FieldChange
-from litellm_client import Key, LiteLLMClient, NewUserSpec, ProxyError, User, chunks
+from litellm_client import BULK_SIZE, Key, LiteLLMClient, NewUser, NewUserSpec, ProxyError, User, chunks
 
 COLUMNS = ("email", "role", "team_name", "user_id", *user_record.ACCESS_COLUMNS)
 RESULT_COLUMNS = (
@@ -233,7 +233,7 @@ def plan_sync(rows: Sequence[Row], snapshot: Snapshot, opts: SyncOptions) -> Pla
             user = _by_id(row, users[0] if users else None, snapshot)
             names = user_record.team_names(row["team_name"])
             teams = None if names is None else tuple(snapshot.find_team(name).team_id for name in names)
-            values = user_record.wanted(row.cells, snapshot.models)
+            values = user_record.wanted(row.cells, snapshot.models, snapshot.release)
             values.pop(user_record.METADATA_PREFIX + OFFBOARDED_AT, None)  # the tools' own mark, never a file's
             change = _compare(row, email, user, teams, values, snapshot, opts)
         except ValueError as problem:
@@ -274,7 +274,8 @@ def _compare(
     if user is None:
         role, _ = user_record.parse_role(row["role"], opts.default_role)
         fresh = {column: value for column, value in values.items() if value is not CLEARED}
-        return Change(ADDED, email, row, role=role, teams=teams or (), values=fresh, user_id=row["user_id"])
+        user_id = user_record.new_user_id(row["user_id"])
+        return Change(ADDED, email, row, role=role, teams=teams or (), values=fresh, user_id=user_id)
     wanted = row["role"].strip().lower()
     role = user.role if wanted in ("", "default") else user_record.parse_role(wanted, opts.default_role)[0]
     current = snapshot.teams_of(user)
@@ -282,7 +283,7 @@ def _compare(
     joins = tuple(team for team in after if team not in current)
     leaves = tuple(team for team in current if team not in after)
     keys_lost = sum(len(snapshot.teams_by_id[team].keys_by_user.get(user.user_id, ())) for team in leaves)
-    fields = tuple(user_record.differences(values, user))
+    fields = tuple(user_record.differences(values, user, snapshot.release))
     blocked = removal.offboarded_at(user) is not None
     action = REINSTATED if blocked else UPDATED if (role != user.role or joins or leaves or fields) else UNCHANGED
     return Change(
@@ -363,7 +364,7 @@ class Sync:
             self.ok(change, detail=f"blocked on {blocked}" if blocked else "")
         updates = [*self.plan[UPDATED], *self.plan[REINSTATED]]
         removals = [*self.plan[BLOCKED], *self.plan[DELETED]]
-        self.phase(lambda: self.runner.parallel(self.plan[ADDED], self.add, "users added"), later=[*updates, *removals])
+        self.phase(self.adds, later=[*updates, *removals])
         self.phase(lambda: self.update(updates), later=removals)
         self.phase(
             lambda: self.runner.parallel(self.plan[BLOCKED], self.block, "users blocked"), later=self.plan[DELETED]
@@ -383,25 +384,42 @@ class Sync:
                 self.failed(change, f"not started: {stop.reason}")
             raise
 
-    def add(self, change: Change) -> None:
-        spec = NewUserSpec(
-            change.email,
-            change.role,
-            change.teams,
-            fields=user_record.new_user_fields(change.values),
-            user_id=change.user_id or None,
-        )
-        try:
-            new = self.proxy.create_user(spec)
-        except ProxyError as exc:
-            reason = user_record.USER_EXISTS if exc.already_exists else str(exc)
-            self.failed(change, reason, user_id=exc.user_id or "")
-            return
-        detail = f"restored under user_id {new.user_id}" if change.user_id else ""
-        if new.problem:
-            self.failed(change, new.problem, user_id=new.user_id, api_keys=new.key, detail=detail)
+    def adds(self) -> None:
+        """Every new user: in batches where the proxy has the bulk create, one by one elsewhere."""
+        adds = self.plan[ADDED]
+        if self.proxy.release.bulk_users:
+            self.runner.parallel(list(chunks(adds, BULK_SIZE)), self.add_batch, "users added", size=len)
         else:
-            self.ok(change, user_id=new.user_id, api_keys=new.key, detail=detail)
+            self.runner.parallel(adds, self.add, "users added")
+
+    def spec(self, change: Change) -> NewUserSpec:
+        fields = user_record.new_user_fields(change.values)
+        return NewUserSpec(change.email, change.role, change.teams, fields=fields, user_id=change.user_id or None)
+
+    def add(self, change: Change) -> None:
+        try:
+            self.added(change, self.proxy.create_user(self.spec(change)))
+        except ProxyError as exc:
+            self.added(change, exc)
+
+    def add_batch(self, batch: Sequence[Change]) -> None:
+        try:
+            outcomes: list[NewUser | ProxyError] = self.proxy.create_users([self.spec(change) for change in batch])
+        except ProxyError as exc:
+            outcomes = [exc] * len(batch)
+        for change, outcome in zip(batch, outcomes, strict=True):
+            self.added(change, outcome)
+
+    def added(self, change: Change, outcome: NewUser | ProxyError) -> None:
+        if isinstance(outcome, ProxyError):
+            reason = user_record.USER_EXISTS if outcome.already_exists else str(outcome)
+            self.failed(change, reason, user_id=outcome.user_id or "")
+            return
+        detail = f"restored under user_id {outcome.user_id}" if change.user_id else ""
+        if outcome.problem:
+            self.failed(change, outcome.problem, user_id=outcome.user_id, api_keys=outcome.key, detail=detail)
+        else:
+            self.ok(change, user_id=outcome.user_id, api_keys=outcome.key, detail=detail)
 
     def update(self, changes: list[Change]) -> None:
         """Each user's one /user/update (and, to reinstate, its keys unblocked) in parallel; then
@@ -420,20 +438,34 @@ class Sync:
                 if did:
                     done[user_id].append(did)
 
-        def set_fields(change: Change) -> None:
+        def unblock(change: Change) -> None:
+            try:
+                count = removal.unblock_keys(self.proxy, self.keys.get(change.user_id, []))
+                note(change.user_id, did=f"unblocked {plural(count, 'key')}")
+            except ProxyError as exc:
+                note(change.user_id, f"keys not unblocked: {exc}")
+
+        def body(change: Change) -> dict[str, Any]:
             assert change.user is not None
             mark = {OFFBOARDED_AT: None} if change.action == REINSTATED else None
-            body = user_record.update_fields(list(change.fields), change.user, metadata=mark)
-            if change.role_changes:
-                body["user_role"] = change.role
+            fields = user_record.update_fields(list(change.fields), change.user, metadata=mark)
+            return {**fields, "user_role": change.role} if change.role_changes else fields
+
+        def set_fields(change: Change) -> None:
             try:
-                if change.action == REINSTATED:
-                    count = removal.unblock_keys(self.proxy, self.keys.get(change.user_id, []))
-                    note(change.user_id, did=f"unblocked {plural(count, 'key')}")
-                self.proxy.update_user(change.user_id, body)
+                self.proxy.update_user(change.user_id, body(change))
                 note(change.user_id)
             except ProxyError as exc:
                 note(change.user_id, f"not updated: {exc}")
+
+        def set_fields_batch(batch: Sequence[Change]) -> None:
+            try:
+                outcomes = self.proxy.update_users([(change.user_id, body(change)) for change in batch])
+            except ProxyError as exc:
+                outcomes = {change.user_id: exc for change in batch}
+            for change in batch:
+                problem = outcomes.get(change.user_id)
+                note(change.user_id, f"not updated: {problem}" if problem else "")
 
         def join(team_and_users: tuple[str, list[str]]) -> None:
             team, user_ids = team_and_users
@@ -479,15 +511,21 @@ class Sync:
                 joins[team].append(change.user_id)
             for team in change.leaves:
                 leaves[team].append(change.user_id)
+        updating = [c for c in changes if c.updates_user]
         stopped: Interrupted | None = None
         try:
-            self.runner.parallel([c for c in changes if c.updates_user], set_fields, "users updated")
+            self.runner.parallel([c for c in changes if c.action == REINSTATED], unblock, "users' keys unblocked")
+            if self.proxy.release.bulk_user_update:
+                batches = list(chunks(updating, BULK_SIZE))
+                self.runner.parallel(batches, set_fields_batch, "users updated", size=len)
+            else:
+                self.runner.parallel(updating, set_fields, "users updated")
             self.runner.parallel(list(joins.items()), join, "teams joined")
             self.runner.parallel(list(leaves.items()), leave, "teams left")
         except Interrupted as stop:
             stopped = stop
         for change in changes:
-            expected = change.updates_user + len(change.joins) + len(change.leaves)
+            expected = change.updates_user + (change.action == REINSTATED) + len(change.joins) + len(change.leaves)
             reasons = problems.get(change.user_id, [])
             if stopped and attempted[change.user_id] < expected:
                 reasons = [*reasons, f"not all of this user's changes were made: {stopped.reason}"]
@@ -527,6 +565,8 @@ class Sync:
             self.ok(change, detail=detail)
         for user in outcome.missing:
             self.failed(by_id[user.user_id], f"{user_record.USER_NOT_FOUND} (deleted by someone else during this run)")
+        for user_id, reason in outcome.failed.items():
+            self.failed(by_id[user_id], reason)
 
 
 def _field_details(change: Change) -> list[str]:

@@ -4,7 +4,8 @@ A local lock file cannot see another machine, or the same proxy under another UR
 is kept on the proxy itself, where every client sees it: a team with a reserved id, created at
 the start of a run (after the release is checked, before the proxy is read for the plan) and
 deleted at its end. Its metadata says who holds it and since when; the holder renews it every
-RENEW_SECONDS, and a lease not renewed for TTL_SECONDS (by the proxy's clock) is a dead run's.
+RENEW_SECONDS, and a lease not renewed for TTL_SECONDS is a dead run's. Times are the proxy's
+own (the Date of its answers), so clocks that differ between machines do not matter.
 
 Taking it: create our lease, then list the leases; if another live one exists, ours is deleted
 again and the run stops (exit 4). Two runs that start together may both stop, never both go on:
@@ -25,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from common.exits import SafetyStop
 from litellm_client import LiteLLMClient, ProxyError, Team
@@ -57,8 +59,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _proxy_time(stamp: str | None) -> datetime | None:
-    if not stamp:
+def _parse_time(stamp: Any) -> datetime | None:
+    if not isinstance(stamp, str):
         return None
     text = re.sub(r"(\.\d{6})\d*", r"\1", stamp.replace("Z", "+00:00"))
     try:
@@ -92,10 +94,14 @@ class Lease:
     def stop_reason(self) -> str | None:
         return self._lost
 
+    def _stamp(self) -> dict[str, Any]:
+        now = self.proxy.proxy_time()
+        return {**self.metadata, "renewed_at": now.isoformat(timespec="seconds") if now else None}
+
     def take(self) -> None:
-        mine = self.proxy.create_team(LEASE_ALIAS, team_id=self.team_id, metadata=self.metadata)
-        now = _proxy_time(mine.updated_at)
+        self.proxy.create_team(LEASE_ALIAS, team_id=self.team_id, metadata=self._stamp())
         self.teams = self.proxy.teams()
+        now = self.proxy.proxy_time()
         others = [team for team in self.teams if is_lease(team) and team.team_id != self.team_id]
         live = [team for team in others if not self._dead(team, now)]
         for team in others:
@@ -120,17 +126,15 @@ class Lease:
         pid = holder.get("pid")
         if holder.get("host") == self.metadata["host"] and isinstance(pid, int) and not _alive(pid):
             return True
-        renewed = _proxy_time(team.updated_at)
+        renewed = _parse_time(holder.get("renewed_at")) or _parse_time(team.updated_at)
         ttl = holder["ttl_seconds"] if isinstance(holder.get("ttl_seconds"), int) else TTL_SECONDS
         return bool(now and renewed and (now - renewed).total_seconds() > ttl)
 
     def _renew(self) -> None:
-        renewals = 0
         last = time.monotonic()
         while not self._done.wait(RENEW_SECONDS):
-            renewals += 1
             try:
-                self.proxy.update_team_metadata(self.team_id, {**self.metadata, "renewals": renewals})
+                self.proxy.update_team_metadata(self.team_id, self._stamp())
                 last = time.monotonic()
             except ProxyError as exc:
                 if exc.not_found:

@@ -129,30 +129,39 @@ class Runner:
                 return Stopped, reason
         return (Interrupted, "the run was interrupted") if self._stop.is_set() else None
 
-    def parallel(self, items: Iterable[T], work: Callable[[T], Any], label: str, *, workers: int | None = None) -> None:
+    def parallel(
+        self,
+        items: Iterable[T],
+        work: Callable[[T], Any],
+        label: str,
+        *,
+        workers: int | None = None,
+        size: Callable[[T], int] = lambda _: 1,
+    ) -> None:
         """Run work(item) for every item; work records its own outcome as soon as it has it.
+        size: how many rows an item holds (a batch), so that progress counts rows.
 
         Stops starting items when the run must stop, then raises Interrupted (or Stopped) with
         the items never started. An unexpected error stops the run the same way, then is raised.
         """
         items = list(items)
-        progress = Progress(len(items), label, quiet=self.quiet)
+        progress = Progress(sum(size(item) for item in items), label, quiet=self.quiet)
         width = workers or self.workers
         failure: BaseException | None = None
         remaining = iter(items)
         with ThreadPoolExecutor(width, thread_name_prefix="row") as pool:
-            pending: set[Future[Any]] = set()
+            pending: dict[Future[Any], int] = {}
             while True:
                 while failure is None and self._stop_reason() is None and len(pending) < width:
                     item = next(remaining, _END)
                     if item is _END:
                         break
-                    pending.add(pool.submit(work, item))  # type: ignore[arg-type]
+                    pending[pool.submit(work, item)] = size(item)  # type: ignore[arg-type]
                 if not pending:
                     break
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 for future in done:
-                    progress.advance()
+                    progress.advance(pending.pop(future))
                     if future.exception() and failure is None:
                         failure = future.exception()
         if failure is not None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from common.lease import is_lease
 from common.user_record import CLEAR, email_key
-from litellm_client import LiteLLMClient, Team, User
+from litellm_client import LiteLLMClient, Release, Team, User
 
 
 @dataclass
@@ -18,6 +18,7 @@ class Snapshot:
     teams: list[Team]
     key_aliases: set[str] = field(default_factory=set)
     models: frozenset[str] | None = None  # None: not read (no models cell in the file)
+    release: Release | None = None  # what the proxy's release can do; None: no release to plan for
     users_by_email: dict[str, list[User]] = field(init=False)
     users_by_id: dict[str, User] = field(init=False)
     teams_by_alias: dict[str, list[Team]] = field(init=False)
@@ -63,6 +64,7 @@ class Snapshot:
                 team_list.result() if team_list else teams or [],  # type: ignore[arg-type]
                 aliases.result() if aliases else set(),
                 served.result() if served else None,
+                proxy.release,
             )
 
     def teams_of(self, user: User) -> tuple[str, ...]:

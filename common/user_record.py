@@ -8,6 +8,7 @@ A cell has three meanings: empty leaves the value alone (a new user gets the pro
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 import re
@@ -17,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.csv_input import METADATA_PREFIX
-from common.options import DURATION
-from litellm_client import ROLES, User
+from common.options import LITELLM_DURATION
+from litellm_client import ROLES, Release, User
 
 USER_EXISTS = "User already exists in the system"  # the seed's wording, kept
 USER_NOT_FOUND = "User not found in the system"
@@ -74,6 +75,16 @@ def plausible_email(cell: str) -> str | None:
     inside = re.search(r"<([^<>]+)>", text)
     candidate = (inside.group(1) if inside else text).strip().strip("\"'")
     return candidate if EMAIL_PATTERN.match(candidate) else None
+
+
+def new_user_id(cell: str) -> str:
+    """A user_id a new user can be created with (a restore, or a user an earlier run started), or
+    ValueError: LiteLLM's listing splits its user_ids filter on commas, so such an id could never
+    be looked up again."""
+    user_id = cell.strip()
+    if "," in user_id or any(_invisible(char) for char in user_id):
+        raise ValueError(f"user_id '{user_id}' cannot be created: it holds a comma or an invisible character")
+    return user_id
 
 
 # -- roles and teams ---------------------------------------------------------------------------
@@ -150,9 +161,18 @@ def _count(cell: str) -> int:
 
 def _duration(cell: str) -> str:
     value = cell.strip().lower()
-    if not DURATION.match(value):
-        raise ValueError(f"'{cell}' is not a duration such as 30s, 30m, 24h, 30d, 2w or 1mo")
+    if not LITELLM_DURATION.match(value):
+        raise ValueError(f"'{cell}' is not a duration such as 30s, 30m, 24h, 30d, 2w or 1mo (months only as 1mo)")
     return value
+
+
+def check_duration(column: str, value: str, release: Release | None) -> None:
+    """A duration this proxy's release reads as written, or ValueError."""
+    if value.endswith("w") and release is not None and not release.weekly_durations:
+        raise ValueError(
+            f"{column} '{value}': LiteLLM {release.label} reads a duration in weeks as one day; write it in days "
+            f"({int(value[:-1]) * 7}d)"
+        )
 
 
 def _models(cell: str) -> tuple[str, ...]:
@@ -206,7 +226,8 @@ FIELDS: dict[str, Field] = {
     )
 }
 ACCESS_COLUMNS = tuple(FIELDS)
-NOT_CLEARABLE = {"max_parallel_requests": "LiteLLM's /user/update ignores an empty max_parallel_requests"}
+CLEARED_BY_NULL = ("max_budget", "budget_duration", "tpm_limit", "rpm_limit")
+NUMBERS = ("max_budget", "tpm_limit", "rpm_limit", "max_parallel_requests")
 
 
 def field(column: str) -> Field:
@@ -227,9 +248,12 @@ def is_field(column: str) -> bool:
     return column in FIELDS or (column.startswith(METADATA_PREFIX) and column != METADATA_PREFIX)
 
 
-def wanted(cells: Mapping[str, str], models: frozenset[str] | None = None) -> dict[str, Any]:
+def wanted(
+    cells: Mapping[str, str], models: frozenset[str] | None = None, release: Release | None = None
+) -> dict[str, Any]:
     """The access values a row asks for, by column (empty cells left out), or ValueError naming
-    the column and the value. models: what the proxy serves, to check a models cell against."""
+    the column and the value. models: what the proxy serves (names, access groups and wildcard
+    routes), to check a models cell against; release: what the proxy reads as written."""
     values: dict[str, Any] = {}
     for column, cell in cells.items():
         if not cell or not is_field(column):
@@ -242,10 +266,23 @@ def wanted(cells: Mapping[str, str], models: frozenset[str] | None = None) -> di
         except ValueError as problem:
             raise ValueError(f"{column} {problem}") from None
         if column == "models" and models is not None:
-            unknown = [m for m in values[column] if m not in models and m not in SPECIAL_MODELS and "*" not in m]
+            unknown = [name for name in values[column] if not served(name, models)]
             if unknown:
                 raise ValueError(f"model '{unknown[0]}' is not served by this proxy")
+        if column == "budget_duration":
+            check_duration(column, values[column], release)
     return values
+
+
+def served(name: str, models: frozenset[str]) -> bool:
+    """A model name the proxy answers to: one it lists, an access group, a special name, or one
+    that a wildcard route covers (openai/* covers openai/gpt-4.1)."""
+    return (
+        name in models
+        or name in SPECIAL_MODELS
+        or "*" in name
+        or any("*" in route and fnmatch.fnmatchcase(name, route) for route in models)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,18 +300,35 @@ def show(column: str, value: Any) -> str:
     return CLEAR if value is None or value is CLEARED else field(column).text(value)
 
 
-def differences(values: Mapping[str, Any], user: User) -> list[FieldChange]:
-    """The values a row asks for that the proxy does not hold yet, or ValueError for one that
-    cannot be made (a value LiteLLM cannot clear)."""
+def differences(values: Mapping[str, Any], user: User, release: Release | None = None) -> list[FieldChange]:
+    """The values a row asks for that the proxy does not hold yet, or ValueError for a change this
+    release cannot make (docs/litellm-notes.md: what /user/update ignores, release by release)."""
     changes = []
     for column, value in values.items():
+        if column == "max_parallel_requests" and release is not None and not release.lists_max_parallel_requests:
+            raise ValueError(
+                f"max_parallel_requests: LiteLLM {release.label} does not list it, so it cannot be compared; "
+                "leave the column empty for existing users on this release"
+            )
         current = field(column).current(user)
         if field(column).same(value, current):
             continue
-        if value is CLEARED and column in NOT_CLEARABLE:
-            raise ValueError(f"{column} cannot be cleared: {NOT_CLEARABLE[column]}; set a number instead")
+        _can_change(column, value, release)
         changes.append(FieldChange(column, current, value))
     return changes
+
+
+def _can_change(column: str, value: Any, release: Release | None) -> None:
+    if value is CLEARED and column == "max_parallel_requests":
+        raise ValueError("max_parallel_requests cannot be cleared: LiteLLM's /user/update ignores an empty value")
+    if release is None:
+        return
+    if value is CLEARED and column in CLEARED_BY_NULL and not release.update_clears_with_null:
+        raise ValueError(f"{column} cannot be cleared on LiteLLM {release.label}: its /user/update ignores null")
+    if column == "user_alias" and not release.update_sets_alias_and_zero:
+        raise ValueError(f"user_alias cannot be changed on LiteLLM {release.label}: its /user/update has no such field")
+    if column in NUMBERS and value == 0 and not release.update_sets_alias_and_zero:
+        raise ValueError(f"{column} cannot be set to 0 on LiteLLM {release.label}: its /user/update ignores 0")
 
 
 def export(column: str, user: User) -> str:
