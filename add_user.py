@@ -20,7 +20,18 @@ from common.runner import Interrupted, Runner
 from common.snapshot import Snapshot
 from litellm_client import BULK_SIZE, LiteLLMClient, NewUser, NewUserSpec, ProxyError, User, chunks
 
-COLUMNS = ("email", "role", "team_name", "key_name", "key_duration", "user_id", *user_record.ACCESS_COLUMNS)
+COLUMNS = (
+    "email",
+    "role",
+    "team_name",
+    "key_name",
+    "key_duration",
+    "user_id",
+    "user_state",
+    *user_record.ACCESS_COLUMNS,
+)
+# user_state in an error file: the row's user exists (created) or may (unknown), its key unseen
+UNFINISHED = ("created", "unknown")
 RESULT_COLUMNS = ("email", "role", "user_id", "team_name", "models", "api_keys", "invitation_url", "status")
 EXAMPLES = """\
   python add_user.py --dry-run                          # check user_addlist.csv, change nothing
@@ -108,6 +119,7 @@ def plan_additions(
     plan = Plan()
     first_line: dict[str, int] = {}
     key_line: dict[str, int] = {}
+    id_line: dict[str, int] = {}
     for row in rows:
         new_teams: list[str] = []
         try:
@@ -118,6 +130,10 @@ def plan_additions(
             if email_key in first_line:
                 raise ValueError(f"duplicate email in the file (first on line {first_line[email_key]})")
             first_line[email_key] = row.line
+            if row["user_id"] in id_line:
+                raise ValueError(f"duplicate user_id in the file (first on line {id_line[row['user_id']]})")
+            if row["user_id"]:
+                id_line[row["user_id"]] = row.line
             existing = snapshot.users_by_email.get(email_key, [])
             unfinished = _unfinished(row, existing, snapshot)
             if existing and not unfinished:
@@ -159,16 +175,17 @@ def plan_additions(
             with_key,
             duration,
             user_record.new_user_fields(values),
-            user_id=unfinished.user_id if unfinished else user_record.new_user_id(row["user_id"]) or None,
+            user_id=unfinished.user_id if unfinished else row["user_id"] or None,
         )
         plan.additions.append(Addition(row, spec, teams, values, unfinished))
     return plan
 
 
 def _unfinished(row: Row, existing: list[User], snapshot: Snapshot) -> User | None:
-    """A row that names, by user_id, the user an earlier run created without seeing the answer
-    (its error file says so, and is fed back): that user is finished, not refused. A user_id that
-    belongs to another email is an error; one not on the proxy is the id the user is created with."""
+    """The user an earlier run created without handing out its key, when its error row is fed
+    back (user_id, and user_state created or unknown): that user is finished, not refused.
+    A user_id that belongs to another email is an error; one not on the proxy is the id the user
+    is created with; an existing user on any other row exists, as for a row without user_id."""
     user_id = row["user_id"]
     if not user_id:
         return None
@@ -176,10 +193,11 @@ def _unfinished(row: Row, existing: list[User], snapshot: Snapshot) -> User | No
     if user is None:
         if existing:
             raise ValueError(user_record.USER_EXISTS)
+        user_record.new_user_id(user_id)
         return None
     if user not in existing:
         raise ValueError(f"user_id {user_id} belongs to {user.email or 'a user without email'}, not {row['email']}")
-    return user
+    return user if row["user_state"] in UNFINISHED else None
 
 
 def apply(
@@ -216,9 +234,10 @@ def apply(
     def record(addition: Addition, outcome: NewUser | ProxyError) -> None:
         if isinstance(outcome, ProxyError):
             reason = user_record.USER_EXISTS if outcome.already_exists else str(outcome)
-            if outcome.user_id and not outcome.status:
+            state = ("unknown" if outcome.answer_lost else "created") if outcome.user_id else ""
+            if state:
                 reason += ": feed this error file back to add_user.py to finish this user"
-            report.fail(addition.row, reason, user_id=outcome.user_id or "")
+            report.fail(addition.row, reason, user_id=outcome.user_id or "", user_state=state)
             return
         problems = [outcome.problem] if outcome.problem else []
         invitation = ""
@@ -256,6 +275,7 @@ def apply(
     try:
         runner.parallel(plan.new_teams, create_team, "teams created", workers=1)
     except Interrupted as stop:
+        stop.not_started = []  # teams: what was not started is every row
         _not_started(stop, plan.additions, report)
         raise
     # The bulk create of recent releases, where it gives the same end state: not for invitations
@@ -338,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             print(plan.describe(args.csv_file, args.user_role))
             return Exit.ROW_FAILED if plan.failures else Exit.OK
         invitations, why = invitation_base(settings, proxy) if args.invite else (None, "")
-        input_columns = [c for c in _columns(rows) if c not in COLUMNS[:4] and c != "user_id"]
+        input_columns = [c for c in _columns(rows) if c not in (*COLUMNS[:4], "user_id", "user_state")]
         set_columns = [c for c in input_columns if user_record.is_field(c)]
         if not args.no_key and any(add.spec.key_duration for add in plan.additions):
             set_columns.append("key_duration")
@@ -347,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.output_dir,
                 "user_reg",
                 result_columns=[*RESULT_COLUMNS, *set_columns, "error_reason"],
-                error_columns=["line", *COLUMNS[:4], *input_columns, "user_id", "error_reason"],
+                error_columns=["line", *COLUMNS[:4], *input_columns, "user_id", "user_state", "error_reason"],
                 holds_keys=not args.no_key,
             ) as report,
             Runner(workers=args.workers, quiet=args.quiet, watched=[proxy, held] if held else [proxy]) as runner,

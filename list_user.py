@@ -219,9 +219,11 @@ def main(argv: list[str] | None = None) -> int:
             nonlocal shown, hidden
             for user in pages:
                 progress.advance()
+                if not matches(user):
+                    continue
                 if not args.show_all and not user.is_managed:
                     hidden += 1
-                elif matches(user):
+                else:
                     shown += 1
                     yield user
 

@@ -45,6 +45,7 @@ BATCH_SIZE = 100  # ids per /user/delete, members per /team/member_add
 BULK_SIZE = 500  # users per request on the bulk endpoints
 RETRIES = 5
 BACKOFF_MAX = 20.0  # seconds, before jitter
+SWEEPS = 3  # readings of a listing that came back short
 RECHECK_DELAYS = (0.0, 1.0, 2.0, 4.0)  # seconds before each look for what a lost create made
 GONE_AFTER = 3  # requests in a row without an answer, across all threads: the proxy is gone
 OLDEST_RELEASE = (1, 65, 0)
@@ -352,6 +353,9 @@ class UserPages:
     """Every user matching a filter, read page by page in a stable order.
 
     The first page is read at once, so an unusable proxy fails here, and says how many follow.
+    The filters are applied here too: 1.65 ignores some and matches others differently. Where a
+    listing yields fewer users than the proxy counts (1.65 cannot sort, so its pages can shift),
+    it is read again for the ones missed.
     """
 
     def __init__(self, client: LiteLLMClient, params: dict[str, str]):
@@ -362,15 +366,27 @@ class UserPages:
 
     def __iter__(self) -> Iterator[User]:
         seen: set[str] = set()
-        pages = int(self._first.get("total_pages") or 1)
-        for page in _pages(
-            lambda n: self._client._user_page(self._params, n), self._first, pages, self._client.workers
-        ):
-            for row in page["users"]:
-                user = User.from_api(row)
-                if user.user_id not in seen:  # pages shift when users are added meanwhile
-                    seen.add(user.user_id)
-                    yield user
+        first = self._first
+        for _ in range(SWEEPS):
+            pages = int(first.get("total_pages") or 1)
+            for page in _pages(lambda n: self._client._user_page(self._params, n), first, pages, self._client.workers):
+                for row in page["users"]:
+                    user = User.from_api(row)
+                    if user.user_id not in seen:  # pages shift when users are added meanwhile
+                        seen.add(user.user_id)
+                        if self._wanted(user):
+                            yield user
+            if len(seen) >= int(first.get("total") or 0):
+                return
+            first = self._client._user_page(self._params, 1)
+
+    def _wanted(self, user: User) -> bool:
+        role, email, team = (self._params.get(name) for name in ("role", "user_email", "team"))
+        return (
+            (not role or user.role == role)
+            and (not email or email.lower() in (user.email or "").lower())
+            and (not team or team in user.teams)
+        )
 
 
 def _pages(
@@ -577,11 +593,6 @@ class LiteLLMClient:
                 log.debug("proxy cannot sort users by user_id; paging in its default order")
                 self._sort_by_user_id = False
         return dict(self._call("GET", "/user/list", params=query, shape=shape))
-
-    def find_users_by_email(self, email: str) -> list[User]:
-        """Users whose email equals this one, ignoring case (the proxy's filter is a substring)."""
-        wanted = email.strip().lower()
-        return [user for user in self.users(email_contains=wanted) if (user.email or "").strip().lower() == wanted]
 
     def existing(self, user_ids: Sequence[str]) -> dict[str, User]:
         """The users among these ids that exist now, by id: exact, whatever the ids hold."""
@@ -819,32 +830,34 @@ class LiteLLMClient:
         """
         remaining = {user.user_id: user for user in batch}
         outcome = DeleteOutcome([], [], [])
+        lost = 0
         with self.team_writes(team for user in batch for team in user.teams):
             while remaining:
                 try:
-                    gone = self._delete(remaining, outcome)
+                    self._delete(remaining, outcome)
                 except ProxyError as exc:
                     if exc.not_found:
                         gone = self._missing_ids(exc, list(remaining))
                         outcome.missing.extend(remaining.pop(user_id) for user_id in gone)
-                    elif exc.answer_lost:
+                        if not gone:
+                            raise
+                    elif exc.answer_lost and lost < RETRIES:
+                        lost += 1
                         log.warning("no answer to a delete; checking which users are left")
                         gone = set(remaining) - set(self.existing(list(remaining)))
                         outcome.unconfirmed.extend(remaining.pop(user_id) for user_id in gone)
                     else:
                         raise
-                    if not gone:
-                        raise
         return outcome
 
-    def _delete(self, remaining: dict[str, User], outcome: DeleteOutcome) -> set[str]:
+    def _delete(self, remaining: dict[str, User], outcome: DeleteOutcome) -> None:
         """One delete request for the remaining users; those it settled are taken out of it."""
         ids = list(remaining)
         if not self.release.bulk_users:
             self._call("POST", "/user/delete", body={"user_ids": ids})
             outcome.deleted.extend(remaining.values())
             remaining.clear()
-            return set(ids)
+            return
         answer = self._call("POST", BULK_DELETE, body={"user_ids": ids}, shape=lambda a: _shape(a, dict, "data"))
         for user_id, row in zip(ids, answer["data"], strict=True):
             user = remaining.pop(user_id)
@@ -854,7 +867,6 @@ class LiteLLMClient:
                 outcome.missing.append(user)
             else:
                 outcome.failed[user_id] = str(row.get("error"))
-        return set(ids)
 
     def _missing_ids(self, exc: ProxyError, ids: list[str]) -> set[str]:
         match = _MISSING_USER.search(exc.message)
@@ -973,13 +985,18 @@ class LiteLLMClient:
         return ghosts
 
     def remove_team_member(self, team_id: str, user_id: str) -> None:
-        """Take a user out of a team; the proxy deletes the user's keys for that team."""
+        """Take a user out of a team, with the user's keys for that team, as the proxy does from
+        1.80 (older releases keep them, and they would still spend as the team's)."""
         with self.team_writes([team_id]):
             try:
                 self._call("POST", "/team/member_delete", body={"team_id": team_id, "user_id": user_id})
             except ProxyError as exc:
                 if not (exc.status == 400 and "not found in team" in exc.message.lower()):
                     raise
+        if not self.release.member_delete_deletes_keys:
+            kept = [key.token for key in self.user_keys(user_id, team_id=team_id)]
+            if kept:
+                self.delete_keys(kept)
 
     # -- keys --------------------------------------------------------------------------------
 

@@ -87,6 +87,7 @@ class Lease:
         }
         self.teams: list[Team] = []  # every team, as listed once the lease was taken
         self._lost: str | None = None
+        self._renewed = time.monotonic()
         self._done = threading.Event()
         self._renewer = threading.Thread(target=self._renew, daemon=True, name="lease")
 
@@ -131,18 +132,19 @@ class Lease:
         return bool(now and renewed and (now - renewed).total_seconds() > ttl)
 
     def _renew(self) -> None:
-        last = time.monotonic()
-        while not self._done.wait(RENEW_SECONDS):
-            try:
-                self.proxy.update_team_metadata(self.team_id, self._stamp())
-                last = time.monotonic()
-            except ProxyError as exc:
-                if exc.not_found:
-                    self._lost = "this run's lease on the proxy was removed by another run"
-                    return
-                if time.monotonic() - last > TTL_SECONDS - 2 * RENEW_SECONDS:
-                    self._lost = f"this run's lease on the proxy could not be renewed ({exc})"
-                    return
+        while not self._done.wait(RENEW_SECONDS) and not self._lost:
+            self.renew()
+
+    def renew(self) -> None:
+        """Tell the proxy this run is alive; note when the lease is gone, or about to expire."""
+        try:
+            self.proxy.update_team_metadata(self.team_id, self._stamp())
+            self._renewed = time.monotonic()
+        except ProxyError as exc:
+            if exc.not_found:
+                self._lost = "this run's lease on the proxy was removed by another run"
+            elif time.monotonic() - self._renewed > TTL_SECONDS - 2 * RENEW_SECONDS:
+                self._lost = f"this run's lease on the proxy could not be renewed ({exc})"
 
     def give_back(self) -> None:
         self._done.set()

@@ -26,7 +26,9 @@ USER_NOT_FOUND = "User not found in the system"
 CLEAR = "none"
 ALL_MODELS = "all-proxy-models"  # LiteLLM's name for "every model the proxy serves"
 SPECIAL_MODELS = frozenset({ALL_MODELS, "no-default-models", "all-team-models", "*"})
-EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# local@domain, nothing a display name or a list would add (<>, quotes, commas, semicolons);
+# a domain without a dot (root@localhost) is an address too
+EMAIL_PATTERN = re.compile(r"""^[^@\s<>"'(),;:\[\]\\]+@[^@\s<>"'(),;:\[\]\\]+$""")
 OFFBOARDED_AT = "offboarded_at"  # the metadata key that marks a blocked user
 
 
@@ -73,7 +75,7 @@ def plausible_email(cell: str) -> str | None:
     zero-width space), as a key: a user it names is protected from removal."""
     text = email_key(cell)
     inside = re.search(r"<([^<>]+)>", text)
-    candidate = (inside.group(1) if inside else text).strip().strip("\"'")
+    candidate = (inside.group(1) if inside else text).strip().strip("\"'").strip()
     return candidate if EMAIL_PATTERN.match(candidate) else None
 
 
@@ -130,8 +132,14 @@ class Field:
     update: Callable[[Any], Any]
 
     def same(self, wanted: Any, current: Any) -> bool:
+        """Whether the proxy holds what the file asks for. A text that reads `none` is taken as
+        clear (the file could not say otherwise), so an export always syncs back as no change."""
         if wanted is CLEARED:
-            return current is None or (self.column == "models" and current == (ALL_MODELS,))
+            return (
+                current is None
+                or (self.column == "models" and current == (ALL_MODELS,))
+                or (isinstance(current, str) and current.lower() == CLEAR)
+            )
         return bool(wanted == current)
 
 
@@ -180,13 +188,15 @@ def _models(cell: str) -> tuple[str, ...]:
 
 
 def _text_or_none(value: Any) -> Any:
-    return value if value not in (None, "") else None
+    """A text as a file cell holds it: trimmed (the reader trims cells), None when empty."""
+    text = str(value).strip() if value is not None else ""
+    return text or None
 
 
 def _metadata_text(value: Any) -> str | None:
     if value is None:
         return None
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return _text_or_none(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True))
 
 
 FIELDS: dict[str, Field] = {

@@ -54,7 +54,8 @@ from pathlib import Path
 
 import requests
 
-from litellm_client import LiteLLMClient
+from litellm_client import BULK_SIZE as BULK
+from litellm_client import LiteLLMClient, Release
 from tests.standin import StandIn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +78,7 @@ def pages(count: int) -> int:
 def minimum_requests(
     users: int,
     *,
+    release: str = "1.108.7",
     writes: bool = False,
     teams: bool = False,
     keys: int | None = None,
@@ -97,12 +99,22 @@ def minimum_requests(
         "/team/new": int(writes),
         "/team/delete": int(writes),
         "/key/list": (pages(keys) if keys is not None else 0) + key_lookups,
-        "/user/new": created,
-        "/user/update": role_changes,
         "/team/member_add": sum(math.ceil(count / PAGE) for count in joins),
         "/team/member_delete": leaves,
-        "/user/delete": math.ceil(deleted / PAGE),
     }
+    able = Release(tuple(int(part) for part in release.split(".")))
+    if able.bulk_users:
+        need |= {
+            "/management/v1/users/bulk": math.ceil(created / BULK),
+            "/management/v1/users/bulk_delete": math.ceil(deleted / BULK),
+        }
+    else:
+        need |= {"/user/new": created, "/user/delete": math.ceil(deleted / PAGE)}
+    need |= (
+        {"/user/bulk_update": math.ceil(role_changes / BULK)}
+        if able.bulk_user_update
+        else {"/user/update": role_changes}
+    )
     return Counter({path: count for path, count in need.items() if count})
 
 

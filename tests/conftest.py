@@ -115,19 +115,24 @@ def _real_or_skip() -> Proxy:
 PROXIES = [
     "standin",
     "standin-1.80.7",
+    "standin-1.65.8",
     pytest.param("real", marks=pytest.mark.integration),
 ]
 
 
-@pytest.fixture(params=PROXIES)
-def proxy(request: pytest.FixtureRequest) -> Iterator[Proxy]:
-    """Each test runs against the stand-in as 1.108.7, as 1.80.7, and the real proxy."""
-    if request.param == "real":
+def proxy_named(name: str) -> Iterator[Proxy]:
+    """The proxy a PROXIES entry names: "real", "standin" (as 1.108.7) or "standin-<release>"."""
+    if name == "real":
         yield _real_or_skip()
         return
-    release = "1.80.7" if request.param.endswith("1.80.7") else "1.108.7"
-    with StandIn(release=release) as standin:
-        yield Proxy(request.param, standin.url, standin.master_key, standin)
+    with StandIn(release=name.partition("-")[2] or "1.108.7") as standin:
+        yield Proxy(name, standin.url, standin.master_key, standin)
+
+
+@pytest.fixture(params=PROXIES)
+def proxy(request: pytest.FixtureRequest) -> Iterator[Proxy]:
+    """Each test runs against the stand-in as 1.108.7, as 1.80.7, as 1.65.8, and the real proxy."""
+    yield from proxy_named(request.param)
 
 
 @pytest.fixture
@@ -143,10 +148,11 @@ def standin() -> Iterator[Proxy]:
         yield Proxy("standin", proxy.url, proxy.master_key, proxy)
 
 
-@pytest.fixture
-def old_standin() -> Iterator[Proxy]:
-    with StandIn(release="1.80.7") as proxy:
-        yield Proxy("standin-1.80.7", proxy.url, proxy.master_key, proxy)
+@pytest.fixture(params=["1.80.7", "1.65.8"])
+def old_standin(request: pytest.FixtureRequest) -> Iterator[Proxy]:
+    """The stand-in as each release that rewrites team rosters without a lock."""
+    with StandIn(release=request.param) as proxy:
+        yield Proxy(f"standin-{request.param}", proxy.url, proxy.master_key, proxy)
 
 
 @dataclass
@@ -191,3 +197,33 @@ def run_script(
 def write_csv(path: Path, text: str) -> Path:
     path.write_text(text.lstrip("\n"), encoding="utf-8")
     return path
+
+
+# The endpoints a script writes through, by the path the release takes: one user a request
+# before 1.108, the bulk endpoints from 1.108 on. Faults go where the requests go.
+PATHS = {
+    "1.80.7": {"create": "/user/new", "delete": "/user/delete", "update": "/user/bulk_update"},
+    "1.108.7": {
+        "create": "/management/v1/users/bulk",
+        "delete": "/management/v1/users/bulk_delete",
+        "update": "/user/bulk_update",
+    },
+}
+
+
+@pytest.fixture(params=list(PATHS), ids=["per-user", "bulk"])
+def paths(request: pytest.FixtureRequest) -> Iterator[Proxy]:
+    """A stand-in where the scripts write one user a request (as 1.80.7), and one where they use
+    the bulk endpoints (as 1.108.7): every failure path runs on both."""
+    with StandIn(release=request.param) as standin:
+        yield Proxy(f"standin-{request.param}", standin.url, standin.master_key, standin)
+
+
+def endpoint(proxy: Proxy, kind: str) -> str:
+    """Where this stand-in's scripts send a kind of write: create, delete or update."""
+    assert proxy.standin is not None
+    return PATHS[proxy.standin.release][kind]
+
+
+def bulk(proxy: Proxy) -> bool:
+    return proxy.standin is not None and proxy.standin.release == "1.108.7"

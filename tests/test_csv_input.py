@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from add_user import plan_additions
 from common.csv_input import FORMULA_START, Row, read_rows
+from common.exits import UsageError
 from common.snapshot import Snapshot
 from del_user import plan_deletions
 from litellm_client import User
@@ -257,8 +258,6 @@ def test_a_row_with_more_filled_fields_than_the_header_has_a_problem_every_plann
 
 
 def test_a_quote_never_closed_is_an_error_naming_its_line(tmp_path: Path) -> None:
-    from common.exits import UsageError
-
     path = _write(tmp_path / "open.csv", b'email,role\nann@example.com,internal_user\n"bob@example.com,proxy_admin\n')
     with pytest.raises(UsageError, match=r"line 3: a quote opened here is never closed"):
         read_rows(path, COLUMNS)
