@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from common import csv_input, exits, lease, options, user_record
 from common.csv_input import Row
 from common.exits import Exit
-from common.results import Report, plural
+from common.results import Journal, Report, plural
 from common.runner import Interrupted, Runner
 from common.snapshot import Snapshot
 from litellm_client import BULK_SIZE, LiteLLMClient, NewUser, NewUserSpec, ProxyError, User, chunks
@@ -114,8 +115,11 @@ def plan_additions(
     create_teams: bool = False,
     with_key: bool = True,
     key_duration: str | None = None,
+    inflight: Mapping[str, str] = {},
 ) -> Plan:
-    """Check every row against the file and the proxy's snapshot; no request is made here."""
+    """Check every row against the file and the proxy's snapshot; no request is made here.
+    inflight: user_id -> email of creates a killed run sent and never recorded (their users, if
+    they exist, are finished: their keys were never seen)."""
     plan = Plan()
     first_line: dict[str, int] = {}
     key_line: dict[str, int] = {}
@@ -135,7 +139,7 @@ def plan_additions(
             if row["user_id"]:
                 id_line[row["user_id"]] = row.line
             existing = snapshot.users_by_email.get(email_key, [])
-            unfinished = _unfinished(row, existing, snapshot)
+            unfinished = _unfinished(row, existing, snapshot, inflight)
             if existing and not unfinished:
                 if skip_existing:
                     plan.skipped.append((row, existing[0]))
@@ -158,7 +162,7 @@ def plan_additions(
                 key_line[key_alias] = row.line
             if key_alias in snapshot.key_aliases and not unfinished:
                 raise ValueError(f"key name '{key_alias}' is already used on the proxy")
-            duration = options.litellm_duration(row["key_duration"]) if row["key_duration"] else key_duration
+            duration = _key_duration(row["key_duration"]) if row["key_duration"] else key_duration
             if with_key and duration:
                 user_record.check_duration("key_duration", duration, snapshot.release)
             values = user_record.wanted(row.cells, snapshot.models, snapshot.release)
@@ -175,17 +179,34 @@ def plan_additions(
             with_key,
             duration,
             user_record.new_user_fields(values),
-            user_id=unfinished.user_id if unfinished else row["user_id"] or None,
+            user_id=unfinished.user_id if unfinished else row["user_id"] or _sent_before(email_key, inflight),
         )
         plan.additions.append(Addition(row, spec, teams, values, unfinished))
     return plan
 
 
-def _unfinished(row: Row, existing: list[User], snapshot: Snapshot) -> User | None:
-    """The user an earlier run created without handing out its key, when its error row is fed
-    back (user_id, and user_state created or unknown): that user is finished, not refused.
+def _sent_before(email_key: str, inflight: Mapping[str, str]) -> str | None:
+    """The id a killed run sent this email's create with, which never made a user: sent again
+    under that id, so that its journal entry is settled (and a late create is not doubled)."""
+    return next((user_id for user_id, email in inflight.items() if user_record.email_key(email) == email_key), None)
+
+
+def _key_duration(cell: str) -> str:
+    try:
+        return options.litellm_duration(cell)
+    except argparse.ArgumentTypeError as problem:
+        raise ValueError(f"key_duration {problem}") from None
+
+
+def _unfinished(row: Row, existing: list[User], snapshot: Snapshot, inflight: Mapping[str, str]) -> User | None:
+    """The user an earlier run created without handing out its key: one a killed run had in
+    flight, or one whose error row is fed back (user_id, and user_state created or unknown).
+    That user is finished (a new key, its teams), not refused.
     A user_id that belongs to another email is an error; one not on the proxy is the id the user
     is created with; an existing user on any other row exists, as for a row without user_id."""
+    in_flight = [user for user in existing if user.user_id in inflight]
+    if in_flight:
+        return in_flight[0]
     user_id = row["user_id"]
     if not user_id:
         return None
@@ -205,6 +226,7 @@ def apply(
     proxy: LiteLLMClient,
     runner: Runner,
     report: Report,
+    journal: Journal,
     *,
     with_key: bool,
     invitations: str | None,
@@ -224,14 +246,20 @@ def apply(
             broken[alias] = f"team '{alias}' could not be created: {exc}"
 
     def prepared(addition: Addition) -> NewUserSpec | None:
-        """The row's user with its new teams' ids, or None (recorded) if one could not be made."""
+        """The row's user with its new teams' ids and its user_id, or None (recorded) if one of
+        its teams could not be made."""
         problems = [broken[name] for name in addition.teams if name in broken]
         if problems:
             report.fail(addition.row, problems[0])
             return None
-        return replace(addition.spec, team_ids=tuple(new_team_ids.get(t, t) for t in addition.spec.team_ids))
+        team_ids = tuple(new_team_ids.get(t, t) for t in addition.spec.team_ids)
+        return replace(addition.spec, team_ids=team_ids, user_id=addition.spec.user_id or str(uuid.uuid4()))
 
-    def record(addition: Addition, outcome: NewUser | ProxyError) -> None:
+    def record(addition: Addition, spec: NewUserSpec, outcome: NewUser | ProxyError) -> None:
+        _record(addition, outcome)
+        journal.settled([str(spec.user_id)])
+
+    def _record(addition: Addition, outcome: NewUser | ProxyError) -> None:
         if isinstance(outcome, ProxyError):
             reason = user_record.USER_EXISTS if outcome.already_exists else str(outcome)
             state = ("unknown" if outcome.answer_lost else "created") if outcome.user_id else ""
@@ -256,21 +284,23 @@ def apply(
         spec = prepared(addition)
         if spec is None:
             return
+        journal.sending([(str(spec.user_id), spec.email)])
         try:
             new = proxy.finish(spec, addition.unfinished) if addition.unfinished else proxy.create_user(spec)
         except ProxyError as exc:
-            record(addition, exc)
+            record(addition, spec, exc)
             return
-        record(addition, new)
+        record(addition, spec, new)
 
     def add_batch(batch: Sequence[Addition]) -> None:
         ready = [(addition, spec) for addition in batch if (spec := prepared(addition))]
+        journal.sending([(str(spec.user_id), spec.email) for _, spec in ready])
         try:
             outcomes: list[NewUser | ProxyError] = proxy.create_users([spec for _, spec in ready])
         except ProxyError as exc:
             outcomes = [exc] * len(ready)
-        for (addition, _), outcome in zip(ready, outcomes, strict=True):
-            record(addition, outcome)
+        for (addition, spec), outcome in zip(ready, outcomes, strict=True):
+            record(addition, spec, outcome)
 
     try:
         runner.parallel(plan.new_teams, create_team, "teams created", workers=1)
@@ -344,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
             key_aliases=not args.no_key and any(row["key_name"] for row in rows),
             models=any(row["models"] for row in rows),
         )
+        journal = Journal(args.output_dir, "user_reg")
         plan = plan_additions(
             rows,
             snapshot,
@@ -352,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             create_teams=args.create_teams,
             with_key=not args.no_key,
             key_duration=args.key_duration,
+            inflight=journal.leftovers,
         )
         csv_input.stop_if_strict(args.strict, args.csv_file, plan.failures)
         if args.dry_run:
@@ -359,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
             return Exit.ROW_FAILED if plan.failures else Exit.OK
         invitations, why = invitation_base(settings, proxy) if args.invite else (None, "")
         input_columns = [c for c in _columns(rows) if c not in (*COLUMNS[:4], "user_id", "user_state")]
-        set_columns = [c for c in input_columns if user_record.is_field(c)]
+        set_columns = [c for c in input_columns if user_record.is_field(c) and c not in RESULT_COLUMNS]
         if not args.no_key and any(add.spec.key_duration for add in plan.additions):
             set_columns.append("key_duration")
         with (
@@ -372,9 +404,14 @@ def main(argv: list[str] | None = None) -> int:
             ) as report,
             Runner(workers=args.workers, quiet=args.quiet, watched=[proxy, held] if held else [proxy]) as runner,
         ):
-            code = report.run(
-                lambda: apply(plan, proxy, runner, report, with_key=not args.no_key, invitations=invitations)
-            )
+            try:
+                code = report.run(
+                    lambda: apply(
+                        plan, proxy, runner, report, journal, with_key=not args.no_key, invitations=invitations
+                    )
+                )
+            finally:
+                journal.close()
     defaults = f" ({plan.default_role_rows} got the default role {args.user_role})" if plan.default_role_rows else ""
     print(
         f"Created {plural(report.counts['created'], 'user')}{defaults}, skipped {report.counts['skipped']}, "

@@ -171,6 +171,7 @@ def apply(
             detail = f"purged: blocked on {removal.offboarded_at(user)}" if purged else ""
             report.done("Deleted", **values(by_id[user.user_id]), keys_deleted=user.key_count, detail=detail)
             report.tally("keys deleted", user.key_count)
+            report.tally("purged", purged)
         for user in outcome.unconfirmed:
             report.done(
                 "Deleted",
@@ -241,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
                 for r in plan.removals
                 if r.how != BLOCK
             }
-            undo = removal.undo_file(args.output_dir, "user_del", [r.user for r in plan.removals], snapshot, lost)
+            snapshot.add_details(proxy, [r.user.user_id for r in plan.removals if r.how != BLOCK])
+            users = [snapshot.users_by_id[r.user.user_id] for r in plan.removals]
+            undo = removal.undo_file(args.output_dir, "user_del", users, snapshot, lost)
         with (
             Report(args.output_dir, "user_del", result_columns=RESULT_COLUMNS, error_columns=ERROR_COLUMNS) as report,
             Runner(workers=args.workers, quiet=args.quiet, watched=[proxy, *([held] if held else [])]) as runner,
@@ -252,8 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         f", blocked {plural(counts['Blocked'], 'user')} ({counts['keys blocked']} keys)" if counts["Blocked"] else ""
     )
     kept = f", kept {counts['Kept']}" if counts["Kept"] else ""
+    purged = f" ({counts['purged']} purged)" if counts["purged"] else ""
     print(
-        f"Deleted {plural(counts['Deleted'], 'user')} with {counts['keys deleted']} API keys{blocked}{kept}, "
+        f"Deleted {plural(counts['Deleted'], 'user')}{purged} with {counts['keys deleted']} API keys{blocked}{kept}, "
         f"failed {report.failed}; {report.files()}."
     )
     if undo:

@@ -217,8 +217,9 @@ class Release:
 
     @property
     def weekly_durations(self) -> bool:
-        """A duration in weeks lasts weeks (1.80.7 resets a 2w budget every day)."""
-        return self.at_least(1, 108)
+        """A duration in weeks lasts weeks: 1.80.7 resets a 2w budget, and ends a 2w key, the next
+        day (1.65.8 and 1.108.7 read weeks; the releases between are taken to be like 1.80.7)."""
+        return self.version is not None and (not self.at_least(1, 74) or self.at_least(1, 108))
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,7 +454,7 @@ class LiteLLMClient:
         self._clock: tuple[datetime, float] | None = None
         self._health = _Health()
         self._guard = threading.Lock()
-        self._team_locks: dict[str, threading.Lock] = {}
+        self._team_locks: dict[str, threading.RLock] = {}  # re-entered when a lost create is finished
         self._session = requests.Session()
         self._session.headers["Authorization"] = f"Bearer {master_key}"
         # given with each request: a session-wide setting loses to REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE
@@ -565,7 +566,7 @@ class LiteLLMClient:
             yield
             return
         with self._guard:
-            locks = [self._team_locks.setdefault(team_id, threading.Lock()) for team_id in ids]
+            locks = [self._team_locks.setdefault(team_id, threading.RLock()) for team_id in ids]
         with ExitStack() as held:
             for lock in locks:  # always in sorted order, so two writers never deadlock
                 held.enter_context(lock)
@@ -612,6 +613,12 @@ class LiteLLMClient:
                 if user:
                     found[user_id] = user
         return found
+
+    def user_details(self, user_ids: Sequence[str]) -> dict[str, User]:
+        """These users as /user/info shows them (all their fields), by id; one request each."""
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="info") as pool:
+            found = dict(zip(user_ids, pool.map(self._user_info, user_ids), strict=True))
+        return {user_id: user for user_id, user in found.items() if user}
 
     def _user_info(self, user_id: str) -> User | None:
         try:

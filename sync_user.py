@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -20,7 +21,7 @@ from common.csv_input import Row
 from common.exits import Exit, SafetyStop, UsageError
 from common.options import DeleteLimit
 from common.removal import BLOCK, DELETE, PURGE
-from common.results import Report, plural
+from common.results import Journal, Report, plural
 from common.runner import Interrupted, Runner
 from common.snapshot import Snapshot
 from common.user_record import CLEARED, OFFBOARDED_AT, FieldChange
@@ -125,7 +126,10 @@ class Plan:
         if self[REINSTATED]:
             lines.append(f"  Users to reinstate: {len(self[REINSTATED])}")
         for c in self[ADDED]:
-            restore = f"restore user_id {c.user_id}, " if c.user_id else ""
+            if c.user:
+                lines.append(f"  + {c.email} (finish user_id {c.user_id}: a killed run never recorded its key)")
+                continue
+            restore = f"restore user_id {c.user_id}, " if c.row and c.row["user_id"] else ""
             values = "".join(f", {column}: {user_record.show(column, v)}" for column, v in c.values.items())
             lines.append(
                 f"  + {c.email} ({restore}Role: {c.role or 'default'}, Team: {_teams(snapshot, c.teams)}{values})"
@@ -207,8 +211,9 @@ def delete_limit(limit: DeleteLimit | None, managed: int) -> tuple[int, str]:
     return limit.limit(managed), f"--max-delete {limit.count}"
 
 
-def plan_sync(rows: Sequence[Row], snapshot: Snapshot, opts: SyncOptions) -> Plan:
-    """Compare the file with the proxy; no request is made here.
+def plan_sync(rows: Sequence[Row], snapshot: Snapshot, opts: SyncOptions, inflight: Mapping[str, str] = {}) -> Plan:
+    """Compare the file with the proxy; no request is made here. inflight: user_id -> email of
+    creates a killed run sent and never recorded: their users are finished (a new key).
 
     Every email in the file, even on a bad row, keeps its user from removal (a bad row's cell is
     read for the address it plausibly holds). Only managed users (an email and one of the four
@@ -241,6 +246,11 @@ def plan_sync(rows: Sequence[Row], snapshot: Snapshot, opts: SyncOptions) -> Pla
             values = user_record.wanted(row.cells, snapshot.models, snapshot.release)
             values.pop(user_record.METADATA_PREFIX + OFFBOARDED_AT, None)  # the tools' own mark, never a file's
             change = _compare(row, email, user, teams, values, snapshot, opts)
+            if user is not None and user.user_id in inflight:
+                change = replace(change, action=ADDED, values={}, user=user)
+            elif user is None and not change.user_id:
+                sent = [user_id for user_id, sent_to in inflight.items() if user_record.email_key(sent_to) == key]
+                change = replace(change, user_id=sent[0]) if sent else change
         except ValueError as problem:
             failed = Change(UPDATED if users else ADDED, row["email"], row, users[0] if users else None)
             plan.failures.append((row, str(problem), failed))
@@ -288,6 +298,9 @@ def _compare(
     joins = tuple(team for team in after if team not in current)
     leaves = tuple(team for team in current if team not in after)
     keys_lost = sum(len(snapshot.teams_by_id[team].keys_by_user.get(user.user_id, ())) for team in leaves)
+    unknown = [column for column in values if not snapshot.knows(user, column)]
+    if unknown:
+        raise ValueError(f"{unknown[0]} of this user is not known (the proxy's listing leaves it out)")
     fields = tuple(user_record.differences(values, user, snapshot.release))
     blocked = removal.offboarded_at(user) is not None
     action = REINSTATED if blocked else UPDATED if (role != user.role or joins or leaves or fields) else UNCHANGED
@@ -335,9 +348,10 @@ class Sync:
         report: Report,
         keys: dict[str, list[Key]],
         now: datetime,
+        journal: Journal,
     ):
         self.plan, self.snapshot, self.proxy, self.runner, self.report = plan, snapshot, proxy, runner, report
-        self.keys, self.now = keys, now
+        self.keys, self.now, self.journal = keys, now, journal
 
     def values(self, change: Change, **overrides: object) -> dict[str, Any]:
         return {
@@ -390,37 +404,58 @@ class Sync:
             raise
 
     def adds(self) -> None:
-        """Every new user: in batches where the proxy has the bulk create, one by one elsewhere."""
-        adds = self.plan[ADDED]
+        """Every new user: in batches where the proxy has the bulk create, one by one elsewhere
+        (and where a killed run left a user to finish)."""
+        adds = [change for change in self.plan[ADDED] if not change.user]
+        finishes = [change for change in self.plan[ADDED] if change.user]
         if self.proxy.release.bulk_users:
             self.runner.parallel(list(chunks(adds, BULK_SIZE)), self.add_batch, "users added", size=len)
+            self.runner.parallel(finishes, self.add, "users finished")
         else:
-            self.runner.parallel(adds, self.add, "users added")
+            self.runner.parallel([*finishes, *adds], self.add, "users added")
 
     def spec(self, change: Change) -> NewUserSpec:
+        """The user a change creates, with its user_id (noted in the journal before it is sent)."""
         fields = user_record.new_user_fields(change.values)
-        return NewUserSpec(change.email, change.role, change.teams, fields=fields, user_id=change.user_id or None)
+        user_id = change.user_id or str(uuid.uuid4())
+        return NewUserSpec(change.email, change.role, change.teams, fields=fields, user_id=user_id)
 
     def add(self, change: Change) -> None:
+        spec = self.spec(change)
+        self.journal.sending([(str(spec.user_id), spec.email)])
         try:
-            self.added(change, self.proxy.create_user(self.spec(change)))
+            outcome: NewUser | ProxyError = (
+                self.proxy.finish(spec, change.user) if change.user else self.proxy.create_user(spec)
+            )
         except ProxyError as exc:
-            self.added(change, exc)
+            outcome = exc
+        self.added(change, spec, outcome)
 
     def add_batch(self, batch: Sequence[Change]) -> None:
+        specs = [self.spec(change) for change in batch]
+        self.journal.sending([(str(spec.user_id), spec.email) for spec in specs])
         try:
-            outcomes: list[NewUser | ProxyError] = self.proxy.create_users([self.spec(change) for change in batch])
+            outcomes: list[NewUser | ProxyError] = self.proxy.create_users(specs)
         except ProxyError as exc:
             outcomes = [exc] * len(batch)
-        for change, outcome in zip(batch, outcomes, strict=True):
-            self.added(change, outcome)
+        for change, spec, outcome in zip(batch, specs, outcomes, strict=True):
+            self.added(change, spec, outcome)
 
-    def added(self, change: Change, outcome: NewUser | ProxyError) -> None:
+    def added(self, change: Change, spec: NewUserSpec, outcome: NewUser | ProxyError) -> None:
+        self._added(change, outcome)
+        self.journal.settled([str(spec.user_id)])
+
+    def _added(self, change: Change, outcome: NewUser | ProxyError) -> None:
         if isinstance(outcome, ProxyError):
             reason = user_record.USER_EXISTS if outcome.already_exists else str(outcome)
             self.failed(change, reason, user_id=outcome.user_id or "")
             return
-        detail = f"restored under user_id {outcome.user_id}" if change.user_id else ""
+        restored = bool(change.row and change.row["user_id"])
+        if change.user:
+            detail = "finished: a killed run created it and never recorded its key; this is a new key"
+        else:
+            detail = f"restored under user_id {outcome.user_id}" if restored else ""
+        self.report.tally("restored", restored and not outcome.problem)
         if outcome.problem:
             self.failed(change, outcome.problem, user_id=outcome.user_id, api_keys=outcome.key, detail=detail)
         else:
@@ -447,6 +482,7 @@ class Sync:
             try:
                 count = removal.unblock_keys(self.proxy, self.keys.get(change.user_id, []))
                 note(change.user_id, did=f"unblocked {plural(count, 'key')}")
+                self.report.tally("keys unblocked", count)
             except ProxyError as exc:
                 note(change.user_id, f"keys not unblocked: {exc}")
 
@@ -551,6 +587,7 @@ class Sync:
             self.failed(change, f"not blocked: {exc}")
             return
         self.ok(change, detail=f"blocked {plural(count, 'key')}; offboarded_at {removal.now_mark(self.now)}")
+        self.report.tally("keys blocked", count)
 
     def delete(self, batch: Sequence[Change]) -> None:
         by_id = {change.user_id: change for change in batch}
@@ -568,6 +605,8 @@ class Sync:
             if user in outcome.unconfirmed:
                 detail += "; the proxy's answer was lost and the user was gone afterwards (this run, or someone else)"
             self.ok(change, detail=detail)
+            self.report.tally("purged", change.how == PURGE)
+            self.report.tally("keys deleted", change.keys_lost)
         for user in outcome.missing:
             self.failed(by_id[user.user_id], f"{user_record.USER_NOT_FOUND} (deleted by someone else during this run)")
         for user_id, reason in outcome.failed.items():
@@ -600,7 +639,11 @@ def main(argv: list[str] | None = None) -> int:
         lease.hold(proxy, "sync_user.py", writes=writes) as held,
     ):
         snapshot = Snapshot.load(proxy, teams=held.teams if held else True, models=any(row["models"] for row in rows))
-        plan = plan_sync(rows, snapshot, opts)
+        # before 1.108 the listing leaves max_parallel_requests out: read the users whose rows set it
+        named = [user.user_id for row in rows if row["max_parallel_requests"] for user in _named(row, snapshot)]
+        snapshot.add_details(proxy, named)
+        journal = Journal(args.output_dir, "user_sync")
+        plan = plan_sync(rows, snapshot, opts, journal.leftovers)
         csv_input.stop_if_strict(args.strict, args.csv_file, [(row, reason) for row, reason, _ in plan.failures])
         print(plan.describe(snapshot), flush=True)
         limit, why = delete_limit(args.max_delete, plan.managed)
@@ -621,21 +664,42 @@ def main(argv: list[str] | None = None) -> int:
         undo = None
         if touched:
             lost = {c.user_id: _keys_lost(c, keys, snapshot) for c in touched}
-            undo = removal.undo_file(args.output_dir, "user_sync", [c.user for c in touched if c.user], snapshot, lost)
+            snapshot.add_details(
+                proxy, [c.user_id for c in plan[DELETED]]
+            )  # what only /user/info shows, before it goes
+            users = [snapshot.users_by_id[c.user_id] for c in touched]
+            undo = removal.undo_file(args.output_dir, "user_sync", users, snapshot, lost)
         with (
             Report(args.output_dir, "user_sync", result_columns=RESULT_COLUMNS, holds_keys=bool(plan[ADDED])) as report,
             Runner(workers=args.workers, quiet=args.quiet, watched=[proxy, *([held] if held else [])]) as runner,
         ):
-            code = report.run(lambda: Sync(plan, snapshot, proxy, runner, report, keys, opts.now).run())
-    done = ", ".join(
-        f"{action.lower()} {report.counts[action]}"
-        for action in (ADDED, UPDATED, REINSTATED, BLOCKED, DELETED, UNCHANGED)
-        if report.counts[action] or action in (ADDED, UPDATED, DELETED, UNCHANGED)
-    )
-    print(f"Sync done: {done}; failed {report.failed}; {report.files()}.")
+            try:
+                code = report.run(lambda: Sync(plan, snapshot, proxy, runner, report, keys, opts.now, journal).run())
+            finally:
+                journal.close()
+    print(f"Sync done: {summary(report.counts)}; failed {report.failed}; {report.files()}.")
     if undo:
         print(f"Undo file: {undo} (to restore: python sync_user.py --csv-file {undo} --no-delete)")
     return code
+
+
+def _named(row: Row, snapshot: Snapshot) -> list[User]:
+    return snapshot.users_by_email.get(user_record.plausible_email(row["email"]) or "", [])
+
+
+def summary(counts: Counter[str]) -> str:
+    """What the run did, with key counts: 'added 2 (1 restored), ..., blocked 1 (2 keys), ...'."""
+    notes = {
+        ADDED: f"{counts['restored']} restored" if counts["restored"] else "",
+        REINSTATED: f"{plural(counts['keys unblocked'], 'key')} unblocked",
+        BLOCKED: f"{plural(counts['keys blocked'], 'key')} blocked",
+        DELETED: f"{counts['purged']} purged, " * bool(counts["purged"]) + f"{plural(counts['keys deleted'], 'key')}",
+    }
+    return ", ".join(
+        f"{action.lower()} {counts[action]}" + (f" ({notes[action]})" if counts[action] and notes.get(action) else "")
+        for action in (ADDED, UPDATED, REINSTATED, BLOCKED, DELETED, UNCHANGED)
+        if counts[action] or action in (ADDED, UPDATED, DELETED, UNCHANGED)
+    )
 
 
 def _keys_lost(change: Change, keys: dict[str, list[Key]], snapshot: Snapshot) -> list[str]:

@@ -27,7 +27,7 @@ VERSION = "2.0.0"
 DEFAULT_BASE_URL = "http://localhost:4000"
 DEFAULT_WORKERS = 4  # measured: more parallel clients than 4 only add latency on a real proxy
 MASTER_KEY_REQUIRED = "ERROR: --master-key or env LITELLM_MASTER_KEY is required."
-DURATION = re.compile(r"^([1-9][0-9]{0,8})(s|m|h|d|w|mo)$")  # LiteLLM's units
+DURATION = re.compile(r"^(0|[1-9][0-9]{0,8})(s|m|h|d|w|mo)$")  # LiteLLM's units; 0s: now
 DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "mo": 30 * 86400}
 # What every release reads the same way as a budget reset or key lifetime: LiteLLM resets budgets
 # monthly only for 1mo (2mo is a 400 or a 500), and 1.80 reads weeks as a day (checked per release).
@@ -58,7 +58,7 @@ def positive_float(text: str) -> float:
 
 
 def duration(text: str) -> str:
-    """How long ago, for --purge-after: 30s, 30m, 24h, 30d, 2w, 3mo (a month is 30 days)."""
+    """How long ago, for --purge-after: 0s, 30m, 24h, 30d, 2w, 3mo (a month is 30 days)."""
     value = text.strip().lower()
     if not DURATION.match(value):
         raise argparse.ArgumentTypeError(f"'{text}' is not a duration such as 30s, 30m, 24h, 30d, 2w or 3mo")

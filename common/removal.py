@@ -94,7 +94,12 @@ def undo_file(
     metadata = sorted(
         {name for user in users for name in (user.metadata or {}) if name != OFFBOARDED_AT and name.strip()}
     )
-    columns = [*UNDO_COLUMNS, *(METADATA_PREFIX + name for name in metadata), "keys_lost"]
+    known = [column for column in UNDO_COLUMNS if any(snapshot.knows(user, column) for user in users)]
+    columns = [
+        *known,  # a column known for no user is left out; a cell not known is left empty (kept)
+        *(METADATA_PREFIX + name for name in metadata),
+        "keys_lost",
+    ]
     return write_undo(output_dir, name, columns, (_undo_row(user, snapshot, columns, keys_lost) for user in users))
 
 
@@ -109,6 +114,6 @@ def _undo_row(
         "keys_lost": ";".join(alias or "(no alias)" for alias in keys_lost.get(user.user_id, ())),
     }
     for column in columns:
-        if user_record.is_field(column):
+        if user_record.is_field(column) and snapshot.knows(user, column):  # not known: empty, kept as it is
             row[column] = user_record.show(column, user_record.field(column).current(user))
     return row

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from common.lease import is_lease
 from common.user_record import CLEAR, email_key
@@ -19,6 +19,7 @@ class Snapshot:
     key_aliases: set[str] = field(default_factory=set)
     models: frozenset[str] | None = None  # None: not read (no models cell in the file)
     release: Release | None = None  # what the proxy's release can do; None: no release to plan for
+    detailed: set[str] = field(default_factory=set)  # users read one by one (/user/info) for what the listing lacks
     users_by_email: dict[str, list[User]] = field(init=False)
     users_by_id: dict[str, User] = field(init=False)
     teams_by_alias: dict[str, list[Team]] = field(init=False)
@@ -66,6 +67,28 @@ class Snapshot:
                 served.result() if served else None,
                 proxy.release,
             )
+
+    def knows(self, user: User, column: str) -> bool:
+        """Whether the snapshot holds this user's value of a column: before 1.108 the listing
+        leaves max_parallel_requests out, and only /user/info shows it."""
+        listed = self.release is None or self.release.lists_max_parallel_requests
+        return column != "max_parallel_requests" or listed or user.user_id in self.detailed
+
+    def add_details(self, proxy: LiteLLMClient, user_ids: Iterable[str]) -> None:
+        """Read these users one by one where the listing lacks something (one request each)."""
+        wanted = [user_id for user_id in dict.fromkeys(user_ids) if user_id in self.users_by_id]
+        wanted = [user_id for user_id in wanted if not self.knows(self.users_by_id[user_id], "max_parallel_requests")]
+        if not wanted:
+            return
+        details = proxy.user_details(wanted)
+        self.users = [
+            replace(user, max_parallel_requests=details[user.user_id].max_parallel_requests)
+            if user.user_id in details
+            else user
+            for user in self.users
+        ]
+        self.detailed |= set(details)
+        self.__post_init__()
 
     def teams_of(self, user: User) -> tuple[str, ...]:
         """The teams a user is in: those whose roster has it. The roster is what LiteLLM checks;

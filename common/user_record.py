@@ -311,15 +311,11 @@ def show(column: str, value: Any) -> str:
 
 
 def differences(values: Mapping[str, Any], user: User, release: Release | None = None) -> list[FieldChange]:
-    """The values a row asks for that the proxy does not hold yet, or ValueError for a change this
-    release cannot make (docs/litellm-notes.md: what /user/update ignores, release by release)."""
+    """The values a row asks for that the user does not hold yet (the user as the proxy has it,
+    every column known), or ValueError for a change this release cannot make
+    (docs/litellm-notes.md: what /user/update ignores, release by release)."""
     changes = []
     for column, value in values.items():
-        if column == "max_parallel_requests" and release is not None and not release.lists_max_parallel_requests:
-            raise ValueError(
-                f"max_parallel_requests: LiteLLM {release.label} does not list it, so it cannot be compared; "
-                "leave the column empty for existing users on this release"
-            )
         current = field(column).current(user)
         if field(column).same(value, current):
             continue

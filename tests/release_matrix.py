@@ -16,7 +16,8 @@ except the two releases .ci/run and start.sh's defaults know by other settings: 
 54329) and 1.80.7 (4001, 54330). So a proxy started for them, or by an earlier matrix run, is found again.
 
 The tests create and delete users on each proxy: never run two test runs against one proxy at once.
-The table goes to stdout, progress to stderr; the exit code is 1 if any release failed or its proxy did not start.
+The table (release, the day of the run, the tests' result, the minutes they took) goes to stdout, progress to stderr;
+the exit code is 1 if any release failed or its proxy did not start.
 """
 
 from __future__ import annotations
@@ -153,6 +154,7 @@ class Result:
     passed: int = 0
     failed: int = 0
     skipped: int = 0
+    xfailed: int = 0
     exit_code: int | None = None
     seconds: float = 0.0
 
@@ -166,21 +168,26 @@ class Result:
         result = f"{self.passed} passed / {self.failed} failed"
         if self.skipped:
             result += f" / {self.skipped} skipped"
+        if self.xfailed:
+            result += f" / {self.xfailed} xfailed"
         if self.exit_code not in (0, 1):
             result += f" (pytest exit {self.exit_code})"
         return f"| {self.release} | {self.date} | {result} | {self.seconds / 60:.1f} |"
 
 
-def counts(junit: Path) -> tuple[int, int, int]:
-    """passed, failed (errors included), skipped, from pytest's JUnit XML report."""
-    if not junit.exists():
-        return 0, 0, 0
-    tests = failed = skipped = 0
-    for suite in ET.parse(junit).getroot().iter("testsuite"):
-        tests += int(suite.get("tests", 0))
-        failed += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
-        skipped += int(suite.get("skipped", 0))
-    return tests - failed - skipped, failed, skipped
+def counts(junit: Path) -> tuple[int, int, int, int]:
+    """passed, failed (errors included), skipped and xfailed tests, from pytest's JUnit XML report."""
+    found = {"passed": 0, "failed": 0, "skipped": 0, "xfailed": 0}
+    if junit.exists():
+        for case in ET.parse(junit).getroot().iter("testcase"):
+            skip = case.find("skipped")
+            if case.find("failure") is not None or case.find("error") is not None:
+                found["failed"] += 1
+            elif skip is not None:
+                found["xfailed" if skip.get("type") == "pytest.xfail" else "skipped"] += 1
+            else:
+                found["passed"] += 1
+    return found["passed"], found["failed"], found["skipped"], found["xfailed"]
 
 
 def run_tests(proxy: Proxy, key: str, junit: Path, pytest_args: list[str]) -> tuple[int, float]:
@@ -252,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"{proxy.release}: pytest -m integration against {proxy.url}")
                 junit = work / f"junit-{proxy.release}.xml"
                 result.exit_code, result.seconds = run_tests(proxy, key, junit, pytest_args)
-                result.passed, result.failed, result.skipped = counts(junit)
+                result.passed, result.failed, result.skipped, result.xfailed = counts(junit)
                 log(f"{proxy.release}: {result.row()}")
             if not start.was_running and not options.keep:
                 stop(start_sh, proxy)

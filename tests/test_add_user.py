@@ -204,7 +204,11 @@ def test_a_lost_answer_is_checked_not_sent_again(paths: Proxy, tmp_path: Path, f
     standin = paths
     create = endpoint(standin, "create")
     standin.standin.fail(create, fault, skip=0 if bulk(standin) else 1, seconds=3)
-    write_csv(tmp_path / "user_addlist.csv", "email,key_name\na@example.com,ka\nb@example.com,kb\nc@example.com,kc\n")
+    team = standin.standin.seed_team("lost")  # the recovery joins the team the create held: no deadlock
+    write_csv(
+        tmp_path / "user_addlist.csv",
+        "email,key_name,team_name\na@example.com,ka,lost\nb@example.com,kb,lost\nc@example.com,kc,lost\n",
+    )
 
     run = run_script("add_user.py", "--timeout", "1", "--workers", "1", proxy=standin, cwd=tmp_path)
 
@@ -214,6 +218,7 @@ def test_a_lost_answer_is_checked_not_sent_again(paths: Proxy, tmp_path: Path, f
     assert sorted(rows) == ["a@example.com", "b@example.com", "c@example.com"]
     assert all(standin.key_works(row["api_keys"]) for row in rows.values())
     assert [len(standin.standin.user_by_email(e)) for e in rows] == [1, 1, 1]
+    assert sorted(standin.standin.roster(team)) == sorted(["default_user_id", *(r["user_id"] for r in rows.values())])
     with standin.client() as client:
         assert {u.key_count for u in client.users() if u.email} == {1}  # the unseen key was replaced
         assert client.key_aliases() == {"ka", "kb", "kc"}
