@@ -203,13 +203,13 @@ def test_kill_9_loses_no_key_the_proxy_issued_a_rerun_finishes_them(paths: Proxy
     process.kill()
     process.wait()
     time.sleep(1)  # requests the proxy already received still finish there
+    standin.standin.latency = 0.0
 
     recorded = _keys_recorded(tmp_path, "user_reg")
     on_proxy = [e for e in emails if standin.standin.user_by_email(e)]
     assert set(recorded) <= set(on_proxy)
     assert all(standin.key_works(key) for key in recorded.values())
     assert (tmp_path / "user_reg_inflight.csv").exists()
-    standin.standin.latency = 0.0
 
     rerun = run_script("add_user.py", "--skip-existing", proxy=standin, cwd=tmp_path)
 

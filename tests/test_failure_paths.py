@@ -1,0 +1,250 @@
+"""Every failure path of every script that writes, with every input shape it accepts (issue 13).
+
+A failure path (a bad row, a failed batch, a lost answer, an interrupt, a bug) meets each input
+shape (emails only; emails and user_ids; an error or result file fed back), on the per-user path
+and the bulk path. Whatever happens: the documented exit code, every input row in exactly one
+row of the result or error file (named by its email or user_id), no traceback but for a bug, and
+no key in any message.
+"""
+
+from __future__ import annotations
+
+import csv
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, Proxy, clean_env, endpoint, run_script, write_csv
+from tests.standin import StandIn
+
+PEOPLE = [f"p{n}@example.com" for n in range(6)]
+BAD = "not-an-email"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: int
+    output: str
+    rows: list[dict[str, str]]  # the result and error rows, those of the rows in the input
+
+
+def _rows(folder: Path, prefix: str) -> list[dict[str, str]]:
+    found = []
+    for name in (f"{prefix}_result.csv", f"{prefix}_error.csv"):
+        path = folder / name
+        if path.exists():
+            with path.open(newline="", encoding="utf-8") as handle:
+                found += list(csv.DictReader(handle))
+    return found
+
+
+# -- the inputs ----------------------------------------------------------------------------------
+
+
+def _seed(standin: StandIn) -> dict[str, str]:
+    """email -> user_id of PEOPLE, on the proxy (del and sync need users to act on)."""
+    team = standin.seed_team("crew")
+    return {email: standin.seed_user(email, "internal_user", teams=(team,), keys=1) for email in PEOPLE}
+
+
+def _add_input(shape: str, folder: Path) -> str:
+    rows = [f"{email},internal_user,,{email}-key" for email in PEOPLE] + [f"{BAD},internal_user,,"]
+    if shape == "emails":
+        write_csv(folder / "in.csv", "email,role,team_name,key_name\n" + "\n".join(rows) + "\n")
+    elif shape == "user_ids":
+        ids = [f"uid-{n}" for n in range(len(PEOPLE))] + ["uid-bad"]
+        write_csv(
+            folder / "in.csv",
+            "user_id,email,role,team_name,key_name\n" + "\n".join(f"{i},{r}" for i, r in zip(ids, rows, strict=True)),
+        )
+    else:  # an error file fed back: its extra columns are ignored
+        write_csv(
+            folder / "in.csv",
+            "line,email,role,team_name,key_name,user_id,user_state,error_reason\n"
+            + "\n".join(f"{n + 2},{r},,,earlier failure" for n, r in enumerate(rows))
+            + "\n",
+        )
+    return "in.csv"
+
+
+def _del_input(shape: str, folder: Path, ids: dict[str, str]) -> str:
+    if shape == "emails":
+        text = "email\n" + "\n".join([*PEOPLE, BAD])
+    elif shape == "user_ids":
+        text = "user_id,email\n" + "\n".join([*(f"{ids[e]},{e}" for e in PEOPLE), f",{BAD}"])
+    else:
+        text = "line,email,user_id,error_reason\n" + "\n".join(
+            [*(f"{n + 2},{e},{ids[e]},earlier failure" for n, e in enumerate(PEOPLE)), f"8,{BAD},,earlier failure"]
+        )
+    write_csv(folder / "in.csv", text + "\n")
+    return "in.csv"
+
+
+def _sync_input(shape: str, folder: Path, ids: dict[str, str]) -> str:
+    """Roles changed for every listed user (so each one is an update), and a bad row."""
+    if shape == "emails":
+        text = "email,role\n" + "\n".join([*(f"{e},proxy_admin_viewer" for e in PEOPLE), f"{BAD},internal_user"])
+    elif shape == "user_ids":
+        text = "email,role,user_id\n" + "\n".join(
+            [*(f"{e},proxy_admin_viewer,{ids[e]}" for e in PEOPLE), f"{BAD},internal_user,"]
+        )
+    else:  # a result file fed back (sync has no error file: its failed rows are results)
+        text = "action,email,user_id,role,team_name,api_keys,status,error_reason,line,detail\n" + "\n".join(
+            [
+                *(
+                    f"UPDATED,{e},{ids[e]},proxy_admin_viewer,crew,,FAILED,earlier failure,{n + 2},"
+                    for n, e in enumerate(PEOPLE)
+                ),
+                f"ADDED,{BAD},,internal_user,,,FAILED,earlier failure,8,",
+            ]
+        )
+    write_csv(folder / "in.csv", text + "\n")
+    return "in.csv"
+
+
+SCRIPTS = {
+    "add_user.py": ("user_reg", "create"),
+    "del_user.py": ("user_del", "delete"),
+    "sync_user.py": ("user_sync", "update"),
+}
+
+
+def _input(script: str, shape: str, folder: Path, standin: StandIn) -> str:
+    if script == "add_user.py":
+        return _add_input(shape, folder)
+    ids = _seed(standin)
+    return (_del_input if script == "del_user.py" else _sync_input)(shape, folder, ids)
+
+
+def _run(script: str, shape: str, proxy: Proxy, folder: Path, *args: str) -> Outcome:
+    assert proxy.standin is not None
+    name = _input(script, shape, folder, proxy.standin)
+    run = run_script(script, "--csv-file", name, "--workers", "2", *args, proxy=proxy, cwd=folder)
+    return Outcome(run.code, run.output, _rows(folder, SCRIPTS[script][0]))
+
+
+def _accounted(outcome: Outcome) -> None:
+    """Every input row in exactly one result or error row, and nothing the user should not see."""
+    named = sorted(row.get("email") or row.get("user_id") or "" for row in outcome.rows)
+    assert named == sorted([*PEOPLE, BAD]), outcome.output
+    assert "sk-" not in outcome.output.replace("sk-***", "")
+    assert "sk-standin-master-key" not in outcome.output
+
+
+SHAPES = ["emails", "user_ids", "fed-back"]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("script", list(SCRIPTS))
+def test_a_bad_row_fails_alone(paths: Proxy, tmp_path: Path, script: str, shape: str) -> None:
+    outcome = _run(script, shape, paths, tmp_path)
+
+    assert outcome.code == 1
+    assert "Traceback" not in outcome.output
+    _accounted(outcome)
+    bad = [row for row in outcome.rows if row.get("email") == BAD]
+    assert bad[0]["error_reason"] == f"invalid email '{BAD}'"
+    good = [row for row in outcome.rows if row.get("email") != BAD]
+    assert not [row for row in good if row.get("error_reason")], outcome.output
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("script", list(SCRIPTS))
+def test_a_failed_batch_fails_its_rows_and_nothing_else(paths: Proxy, tmp_path: Path, script: str, shape: str) -> None:
+    assert paths.standin is not None
+    paths.standin.fail(endpoint(paths, SCRIPTS[script][1]), status=500, times=100)
+
+    outcome = _run(script, shape, paths, tmp_path)
+
+    assert outcome.code == 1
+    assert "Traceback" not in outcome.output
+    _accounted(outcome)
+    failed = [row for row in outcome.rows if row.get("email") != BAD]
+    assert all("HTTP 500" in row["error_reason"] for row in failed), failed
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("script", list(SCRIPTS))
+def test_a_lost_answer_is_checked_and_every_row_recorded(paths: Proxy, tmp_path: Path, script: str, shape: str) -> None:
+    assert paths.standin is not None
+    paths.standin.fail(endpoint(paths, SCRIPTS[script][1]), "drop_after")
+
+    outcome = _run(script, shape, paths, tmp_path)
+
+    assert outcome.code == 1  # the bad row; the lost answer itself was recovered
+    assert "Traceback" not in outcome.output
+    _accounted(outcome)
+    assert not [row for row in outcome.rows if row.get("email") != BAD and row.get("error_reason")], outcome.output
+    emails = paths.standin.user_emails()
+    if script == "del_user.py":
+        assert emails == []
+    else:
+        assert emails == sorted(PEOPLE)  # created (or updated) once each, never twice
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("script", list(SCRIPTS))
+def test_an_interrupt_records_every_row(tmp_path: Path, script: str, shape: str) -> None:
+    """Ctrl-C when the first change reaches the proxy: in-flight rows finish, the rest are 'not
+    started', exit 130 (per-user path: one row a request, so there is a rest)."""
+    with StandIn(release="1.80.7") as standin:
+        proxy = Proxy("standin-1.80.7", standin.url, standin.master_key, standin)
+        name = _input(script, shape, tmp_path, standin)
+        arrived = threading.Event()
+        path = {"add_user.py": "/user/new", "del_user.py": "/user/delete", "sync_user.py": "/user/bulk_update"}[script]
+        standin.fail(path, "call", call=lambda: (arrived.set(), arrived.wait(0.5)))
+        env = clean_env(LITELLM_BASE_URL=proxy.url, LITELLM_MASTER_KEY=proxy.master_key)
+        with (tmp_path / "stdout.txt").open("w") as stdout:
+            process = subprocess.Popen(
+                [sys.executable, str(ROOT / script), "--csv-file", name, "--workers", "1"],
+                cwd=tmp_path, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+        assert arrived.wait(30)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+
+    outcome = Outcome(process.returncode, stderr, _rows(tmp_path, SCRIPTS[script][0]))
+    assert outcome.code == 130, stderr
+    assert "Traceback" not in stderr
+    _accounted(outcome)
+
+
+BUG = """
+import sys
+sys.path.insert(0, {root!r})
+sys.argv = [{script!r}, *sys.argv[1:]]
+import {module} as script
+from common import exits, results
+def broken(*args, **kwargs):
+    raise RuntimeError("a bug")
+results.Report.done = broken
+sys.exit(exits.run(script.main))
+"""
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("script", list(SCRIPTS))
+def test_a_bug_exits_70_whatever_the_input(standin: Proxy, tmp_path: Path, script: str, shape: str) -> None:
+    assert standin.standin is not None
+    name = _input(script, shape, tmp_path, standin.standin)
+    code = BUG.format(root=str(ROOT), script=script, module=script.removesuffix(".py"))
+
+    done = subprocess.run(
+        [sys.executable, "-c", code, "--csv-file", name],
+        cwd=tmp_path,
+        env=clean_env(LITELLM_BASE_URL=standin.url, LITELLM_MASTER_KEY=standin.master_key),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+    assert done.returncode == 70, done.stderr
+    assert "\nINTERNAL ERROR (exit 70): a bug in these tools stopped the run. Partial results: " in done.stderr
+    assert "RuntimeError: a bug" in done.stderr
+    assert standin.master_key not in done.stderr
