@@ -121,9 +121,8 @@ def plan_additions(
     inflight: user_id -> email of creates a killed run sent and never recorded (their users, if
     they exist, are finished: their keys were never seen)."""
     plan = Plan()
-    first_line: dict[str, int] = {}
+    repeats = csv_input.Repeats()
     key_line: dict[str, int] = {}
-    id_line: dict[str, int] = {}
     for row in rows:
         new_teams: list[str] = []
         try:
@@ -131,13 +130,7 @@ def plan_additions(
                 raise ValueError(row.problem)
             email = user_record.parse_email(row["email"])
             email_key = user_record.email_key(email)
-            if email_key in first_line:
-                raise ValueError(f"duplicate email in the file (first on line {first_line[email_key]})")
-            first_line[email_key] = row.line
-            if row["user_id"] in id_line:
-                raise ValueError(f"duplicate user_id in the file (first on line {id_line[row['user_id']]})")
-            if row["user_id"]:
-                id_line[row["user_id"]] = row.line
+            repeats.check(row, email_key)
             existing = snapshot.users_by_email.get(email_key, [])
             unfinished = _unfinished(row, existing, snapshot, inflight)
             if existing and not unfinished:

@@ -221,8 +221,7 @@ def plan_sync(rows: Sequence[Row], snapshot: Snapshot, opts: SyncOptions, inflig
     """
     plan = Plan()
     listed = {key for row in rows if (key := user_record.plausible_email(row["email"]))}
-    first_line: dict[str, int] = {}
-    id_line: dict[str, int] = {}
+    repeats = csv_input.Repeats()
     for row in rows:
         key = user_record.plausible_email(row["email"]) or ""
         users = snapshot.users_by_email.get(key, [])
@@ -230,13 +229,7 @@ def plan_sync(rows: Sequence[Row], snapshot: Snapshot, opts: SyncOptions, inflig
             if row.problem:
                 raise ValueError(row.problem)
             email = user_record.parse_email(row["email"])
-            if key in first_line:
-                raise ValueError(f"duplicate email in the file (first on line {first_line[key]})")
-            first_line[key] = row.line
-            if row["user_id"] in id_line:
-                raise ValueError(f"duplicate user_id in the file (first on line {id_line[row['user_id']]})")
-            if row["user_id"]:
-                id_line[row["user_id"]] = row.line
+            repeats.check(row, key)
             if len(users) > 1:
                 ids = ", ".join(user.user_id for user in users)
                 raise ValueError(f"{len(users)} users have this email ({ids}); none was changed")

@@ -154,6 +154,24 @@ def _unescape(value: str) -> str:
     return value[1:] if value.startswith("'") and value[1:2] in FORMULA_START else value
 
 
+class Repeats:
+    """The first line of each email and user_id in a file: a row that repeats one is an error (the
+    first occurrence goes ahead)."""
+
+    def __init__(self) -> None:
+        self._emails: dict[str, int] = {}
+        self._ids: dict[str, int] = {}
+
+    def check(self, row: Row, email_key: str) -> None:
+        if email_key in self._emails:
+            raise ValueError(f"duplicate email in the file (first on line {self._emails[email_key]})")
+        if row["user_id"] in self._ids:
+            raise ValueError(f"duplicate user_id in the file (first on line {self._ids[row['user_id']]})")
+        self._emails[email_key] = row.line
+        if row["user_id"]:
+            self._ids[row["user_id"]] = row.line
+
+
 def stop_if_strict(strict: bool, csv_file: str, failures: Sequence[tuple[Row, str]]) -> None:
     """--strict: any bad row stops the run before any change, every bad row listed."""
     if strict and failures:
