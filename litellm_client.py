@@ -14,7 +14,6 @@ releases is decided once, in Release, from the release the proxy reports (docs/l
 from __future__ import annotations
 
 import email.utils
-import hashlib
 import itertools
 import json
 import logging
@@ -63,11 +62,6 @@ T = TypeVar("T")
 def redact(text: str) -> str:
     """Hide every virtual key (sk-...) in text; abbreviated names like 'sk-...abcd' stay."""
     return SECRET_PATTERN.sub("sk-***", text)
-
-
-def key_hash(raw_key: str) -> str:
-    """The token the proxy stores for a key, and takes wherever a key is named (sha256 of it)."""
-    return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
 class ProxyError(Exception):
