@@ -14,12 +14,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from common import csv_input, exits, lease, options, user_record
+from common.creation import Creation, create
 from common.csv_input import Row
 from common.exits import Exit
 from common.results import Journal, Report, plural
 from common.runner import Interrupted, Runner
 from common.snapshot import Snapshot
-from litellm_client import BULK_SIZE, LiteLLMClient, NewUser, NewUserSpec, ProxyError, User, chunks
+from litellm_client import LiteLLMClient, NewUser, NewUserSpec, ProxyError, User
 
 COLUMNS = (
     "email",
@@ -238,7 +239,7 @@ def apply(
         except ProxyError as exc:
             broken[alias] = f"team '{alias}' could not be created: {exc}"
 
-    def prepared(addition: Addition) -> NewUserSpec | None:
+    def prepared(addition: Addition) -> Creation[Addition] | None:
         """The row's user with its new teams' ids and its user_id, or None (recorded) if one of
         its teams could not be made."""
         problems = [broken[name] for name in addition.teams if name in broken]
@@ -246,13 +247,10 @@ def apply(
             report.fail(addition.row, problems[0])
             return None
         team_ids = tuple(new_team_ids.get(t, t) for t in addition.spec.team_ids)
-        return replace(addition.spec, team_ids=team_ids, user_id=addition.spec.user_id or str(uuid.uuid4()))
+        spec = replace(addition.spec, team_ids=team_ids, user_id=addition.spec.user_id or str(uuid.uuid4()))
+        return Creation(addition, spec, addition.unfinished)
 
-    def record(addition: Addition, spec: NewUserSpec, outcome: NewUser | ProxyError) -> None:
-        _record(addition, outcome)
-        journal.settled([str(spec.user_id)])
-
-    def _record(addition: Addition, outcome: NewUser | ProxyError) -> None:
+    def record(addition: Addition, outcome: NewUser | ProxyError) -> None:
         if isinstance(outcome, ProxyError):
             reason = user_record.USER_EXISTS if outcome.already_exists else str(outcome)
             state = ("unknown" if outcome.answer_lost else "created") if outcome.user_id else ""
@@ -273,56 +271,23 @@ def apply(
         else:
             report.done("created", **result)
 
-    def add(addition: Addition) -> None:
-        spec = prepared(addition)
-        if spec is None:
-            return
-        journal.sending([(str(spec.user_id), spec.email)])
-        try:
-            new = proxy.finish(spec, addition.unfinished) if addition.unfinished else proxy.create_user(spec)
-        except ProxyError as exc:
-            record(addition, spec, exc)
-            return
-        record(addition, spec, new)
-
-    def add_batch(batch: Sequence[Addition]) -> None:
-        ready = [(addition, spec) for addition in batch if (spec := prepared(addition))]
-        journal.sending([(str(spec.user_id), spec.email) for _, spec in ready])
-        try:
-            outcomes: list[NewUser | ProxyError] = proxy.create_users([spec for _, spec in ready])
-        except ProxyError as exc:
-            outcomes = [exc] * len(ready)
-        for (addition, spec), outcome in zip(ready, outcomes, strict=True):
-            record(addition, spec, outcome)
-
     try:
         runner.parallel(plan.new_teams, create_team, "teams created", workers=1)
     except Interrupted as stop:
-        stop.not_started = []  # teams: what was not started is every row
-        _not_started(stop, plan.additions, report)
+        _not_started(stop.reason, plan.additions, report)
         raise
-    # The bulk create of recent releases, where it gives the same end state: not for invitations
-    # (one request per user anyway), nor for users an earlier run left unfinished.
-    bulk = proxy.release.bulk_users and not invitations
-    batches = list(chunks([a for a in plan.additions if not a.unfinished], BULK_SIZE)) if bulk else []
-    singles = [a for a in plan.additions if a.unfinished] if bulk else plan.additions
+    creations = [ready for addition in plan.additions if (ready := prepared(addition))]
     try:
-        runner.parallel(batches, add_batch, "users created", size=len)
+        # not in bulk for invitations: one request per user anyway
+        create(creations, proxy, runner, journal, record, bulk=proxy.release.bulk_users and not invitations)
     except Interrupted as stop:
-        _not_started(stop, singles, report)
-        raise
-    try:
-        runner.parallel(singles, add, "users created")
-    except Interrupted as stop:
-        _not_started(stop, [], report)
+        _not_started(stop.reason, stop.not_started, report)
         raise
 
 
-def _not_started(stop: Interrupted, later: Sequence[Addition], report: Report) -> None:
-    """Record the rows a stopped run never started: those of the phase it stopped in, and later."""
-    items = [a for item in stop.not_started for a in (item if isinstance(item, Sequence) else [item])]
-    for addition in [*items, *later]:
-        report.fail(addition.row, f"not started: {stop.reason}")
+def _not_started(reason: str, additions: Sequence[Addition], report: Report) -> None:
+    for addition in additions:
+        report.fail(addition.row, f"not started: {reason}")
 
 
 def _result(addition: Addition, new: NewUser, invitation: str, with_key: bool) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from common import csv_input, exits, lease, options, removal, user_record
+from common.creation import Creation, create
 from common.csv_input import Row
 from common.exits import Exit, SafetyStop, UsageError
 from common.options import DeleteLimit
@@ -78,7 +79,7 @@ class Change:
     action: str  # ADDED, UPDATED, REINSTATED, DELETED, BLOCKED or UNCHANGED
     email: str
     row: Row | None  # None for users the file does not list
-    user: User | None = None  # as the proxy has it; None for ADDED
+    user: User | None = None  # as the proxy has it; for ADDED, a user a killed run left to finish
     role: str | None = None  # the role after the run (None: none, the proxy's default)
     role_changes: bool = False
     teams: tuple[str, ...] = ()  # team ids after the run
@@ -86,7 +87,7 @@ class Change:
     leaves: tuple[str, ...] = ()
     keys_lost: int = 0  # keys the proxy deletes with the user, or with the teams it leaves
     fields: tuple[FieldChange, ...] = ()  # access columns to change (UPDATED, REINSTATED)
-    values: Any = None  # the access columns a new user gets (ADDED)
+    values: dict[str, Any] = field(default_factory=dict)  # the access columns a new user gets (ADDED)
     how: str = ""  # DELETED or BLOCKED: DELETE, BLOCK or PURGE
     user_id: str = ""  # the user's id (ADDED: the id the file asks for, or "")
 
@@ -397,15 +398,8 @@ class Sync:
             raise
 
     def adds(self) -> None:
-        """Every new user: in batches where the proxy has the bulk create, one by one elsewhere
-        (and where a killed run left a user to finish)."""
-        adds = [change for change in self.plan[ADDED] if not change.user]
-        finishes = [change for change in self.plan[ADDED] if change.user]
-        if self.proxy.release.bulk_users:
-            self.runner.parallel(list(chunks(adds, BULK_SIZE)), self.add_batch, "users added", size=len)
-            self.runner.parallel(finishes, self.add, "users finished")
-        else:
-            self.runner.parallel([*finishes, *adds], self.add, "users added")
+        creations = [Creation(change, self.spec(change), change.user) for change in self.plan[ADDED]]
+        create(creations, self.proxy, self.runner, self.journal, self.added, bulk=self.proxy.release.bulk_users)
 
     def spec(self, change: Change) -> NewUserSpec:
         """The user a change creates, with its user_id (noted in the journal before it is sent)."""
@@ -413,32 +407,7 @@ class Sync:
         user_id = change.user_id or str(uuid.uuid4())
         return NewUserSpec(change.email, change.role, change.teams, fields=fields, user_id=user_id)
 
-    def add(self, change: Change) -> None:
-        spec = self.spec(change)
-        self.journal.sending([(str(spec.user_id), spec.email)])
-        try:
-            outcome: NewUser | ProxyError = (
-                self.proxy.finish(spec, change.user) if change.user else self.proxy.create_user(spec)
-            )
-        except ProxyError as exc:
-            outcome = exc
-        self.added(change, spec, outcome)
-
-    def add_batch(self, batch: Sequence[Change]) -> None:
-        specs = [self.spec(change) for change in batch]
-        self.journal.sending([(str(spec.user_id), spec.email) for spec in specs])
-        try:
-            outcomes: list[NewUser | ProxyError] = self.proxy.create_users(specs)
-        except ProxyError as exc:
-            outcomes = [exc] * len(batch)
-        for change, spec, outcome in zip(batch, specs, outcomes, strict=True):
-            self.added(change, spec, outcome)
-
-    def added(self, change: Change, spec: NewUserSpec, outcome: NewUser | ProxyError) -> None:
-        self._added(change, outcome)
-        self.journal.settled([str(spec.user_id)])
-
-    def _added(self, change: Change, outcome: NewUser | ProxyError) -> None:
+    def added(self, change: Change, outcome: NewUser | ProxyError) -> None:
         if isinstance(outcome, ProxyError):
             reason = user_record.USER_EXISTS if outcome.already_exists else str(outcome)
             self.failed(change, reason, user_id=outcome.user_id or "")

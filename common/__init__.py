@@ -4,8 +4,9 @@
 - csv_input:    reading a CSV file: encodings, delimiters, header aliases, rows with line numbers
 - user_record:  a user's columns: parse a cell, compare it with the proxy, describe a change
 - snapshot:     one listing of the proxy's users, teams (and keys, models), indexed for planners
-- results:      result, error and undo files
+- results:      result, error and undo files, and the journal of creates in flight
 - runner:       parallel work, progress, signals
+- creation:     creating users, in bulk where the release can (add_user.py and sync_user.py)
 - lease:        one writing run per proxy, whoever starts it: a lease kept on the proxy
 - removal:      deleting, blocking, purging and reinstating users (del_user.py and sync_user.py)
 - exits:        exit codes, and turning what escapes a script into one
