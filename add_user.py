@@ -160,6 +160,7 @@ def plan_additions(
             if with_key and duration:
                 user_record.check_duration("key_duration", duration, snapshot.release)
             values = user_record.wanted(row.cells, snapshot.models, snapshot.release)
+            values.pop(csv_input.METADATA_PREFIX + user_record.OFFBOARDED_AT, None)  # the tools' own mark
         except (ValueError, argparse.ArgumentTypeError) as problem:
             plan.failures.append((row, str(problem)))
             continue

@@ -252,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
             code = report.run(lambda: apply(plan, proxy, runner, report, keys, now))
     counts = report.counts
     blocked = (
-        f", blocked {plural(counts['Blocked'], 'user')} ({counts['keys blocked']} keys)" if counts["Blocked"] else ""
+        f", blocked {plural(counts['Blocked'], 'user')} ({plural(counts['keys blocked'], 'key')})"
+        if counts["Blocked"]
+        else ""
     )
     kept = f", kept {counts['Kept']}" if counts["Kept"] else ""
     purged = f" ({counts['purged']} purged)" if counts["purged"] else ""

@@ -113,7 +113,7 @@ def parse_where(conditions: list[str]) -> list[tuple[str, str]]:
     for condition in conditions:
         name, equals, value = condition.partition("=")
         if not equals or not _known(name.strip()):
-            raise UsageError(f"ERROR: --where '{condition}': expected COLUMN=VALUE with a column of --columns")
+            raise UsageError(f"ERROR: --where '{condition}': expected COLUMN=VALUE, COLUMN one that --columns takes")
         parsed.append((name.strip(), value.strip()))
     return parsed
 

@@ -44,6 +44,8 @@ BATCH_SIZE = 100  # ids per /user/delete, members per /team/member_add
 BULK_SIZE = 500  # users per request on the bulk endpoints
 RETRIES = 5
 BACKOFF_MAX = 20.0  # seconds, before jitter
+# what /user/new copies from the user onto the key it creates: a key issued again copies it too
+KEY_COPIES = ("models", "tpm_limit", "rpm_limit", "max_parallel_requests", "metadata")
 SWEEPS = 3  # readings of a listing that came back short
 RECHECK_DELAYS = (0.0, 1.0, 2.0, 4.0)  # seconds before each look for what a lost create made
 GONE_AFTER = 3  # requests in a row without an answer, across all threads: the proxy is gone
@@ -762,6 +764,7 @@ class LiteLLMClient:
                     team_id=spec.team_ids[0] if len(spec.team_ids) == 1 else None,
                     alias=spec.key_alias,
                     duration=spec.key_duration,
+                    limits={name: value for name, value in spec.fields.items() if name in KEY_COPIES},
                 )
             for team_id in spec.team_ids:
                 with self.team_writes([team_id]):
@@ -1041,8 +1044,17 @@ class LiteLLMClient:
         for answer in _pages(fetch, first, int(first.get("total_pages") or 0), self.workers):
             yield from (item for item in answer["keys"] or () if isinstance(item, dict))
 
-    def generate_key(self, user_id: str, *, team_id: str | None, alias: str | None, duration: str | None = None) -> str:
-        body: dict[str, Any] = {"user_id": user_id, "key_alias": alias}
+    def generate_key(
+        self,
+        user_id: str,
+        *,
+        team_id: str | None,
+        alias: str | None,
+        duration: str | None = None,
+        limits: Mapping[str, Any] | None = None,
+    ) -> str:
+        """A new key for a user. limits: the key's models, rate limits and metadata."""
+        body: dict[str, Any] = {**(limits or {}), "user_id": user_id, "key_alias": alias}
         if team_id:
             body["team_id"] = team_id
         if duration:

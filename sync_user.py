@@ -145,7 +145,7 @@ class Plan:
         for c in self[REINSTATED]:
             assert c.user is not None
             more = "".join(f", {part}" for part in _parts(c, snapshot))
-            lines.append(f"  ^ {c.email} (unblock: {c.user.key_count} keys{more})")
+            lines.append(f"  ^ {c.email} (unblock: {plural(c.user.key_count, 'key')}{more})")
         lines += [f"  ! line {row.line} {row['email']}: {reason}" for row, reason, _ in self.failures]
         if self.left_out:
             lines.append(f"  Left out by --no-add/--no-update/--no-delete: {len(self.left_out)}")
@@ -168,7 +168,7 @@ def _parts(c: Change, snapshot: Snapshot) -> list[str]:
         parts.append(f"Teams: {_teams(snapshot, snapshot.teams_of(c.user))} -> {_teams(snapshot, c.teams)}")
     parts += [change.describe() for change in c.fields]
     if c.keys_lost:
-        parts.append(f"leaving {_teams(snapshot, c.leaves)} deletes {c.keys_lost} key(s)")
+        parts.append(f"leaving {_teams(snapshot, c.leaves)} deletes {plural(c.keys_lost, 'key')}")
     return parts
 
 
@@ -382,9 +382,8 @@ class Sync:
         self.phase(
             lambda: self.runner.parallel(self.plan[BLOCKED], self.block, "users blocked"), later=self.plan[DELETED]
         )
-        self.phase(
-            lambda: self.runner.parallel(list(chunks(self.plan[DELETED])), self.delete, "batches deleted"), later=[]
-        )
+        batches = list(chunks(self.plan[DELETED], self.proxy.delete_batch_size))
+        self.phase(lambda: self.runner.parallel(batches, self.delete, "users deleted", size=len), later=[])
 
     def phase(self, work: Callable[[], None], *, later: list[Change]) -> None:
         """One phase; if the run stops in it, the changes it never started, and every later
@@ -503,8 +502,8 @@ class Sync:
                 except ProxyError as exc:
                     note(user_id, f"not removed from team {label}: {exc}")
                     continue
-                keys = f", {expected - kept} team key(s) deleted" if expected - kept else ""
-                keys += f", {kept} team key(s) kept by the proxy" if kept else ""
+                keys = f", {plural(expected - kept, 'team key')} deleted" if expected - kept else ""
+                keys += f", {plural(kept, 'team key')} kept by the proxy" if kept else ""
                 note(user_id, did=f"left {label}{keys}")
 
         joins: dict[str, list[str]] = defaultdict(list)

@@ -18,7 +18,7 @@ from typing import Any
 
 from common import user_record
 from common.csv_input import METADATA_PREFIX, Row
-from common.results import write_undo
+from common.results import plural, write_undo
 from common.snapshot import Snapshot
 from common.user_record import OFFBOARDED_AT
 from litellm_client import Key, LiteLLMClient, User
@@ -37,9 +37,9 @@ class Removal:
 
     def describe(self) -> str:
         if self.how == BLOCK:
-            return f"block: {self.user.key_count} keys"
+            return f"block: {plural(self.user.key_count, 'key')}"
         if self.how == PURGE:
-            return f"purge: blocked {offboarded_at(self.user) or '?'}, {self.user.key_count} keys"
+            return f"purge: blocked {offboarded_at(self.user) or '?'}, {plural(self.user.key_count, 'key')}"
         return f"keys: {self.user.key_count}"
 
 

@@ -1516,6 +1516,7 @@ def key_generate(proxy: StandIn, body: dict[str, Any]) -> Any:
                 "key_alias",
             )
         raw, row = proxy._insert_key(body.get("user_id"), body.get("team_id"), alias, expires)
+        row.update({field: _copy(body[field]) for field in (*KEY_COPIES, "max_budget") if body.get(field) is not None})
         return {**row, "key": raw, "token_id": row["token"]}
 
 

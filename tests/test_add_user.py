@@ -207,7 +207,8 @@ def test_a_lost_answer_is_checked_not_sent_again(paths: Proxy, tmp_path: Path, f
     team = standin.standin.seed_team("lost")  # the recovery joins the team the create held: no deadlock
     write_csv(
         tmp_path / "user_addlist.csv",
-        "email,key_name,team_name\na@example.com,ka,lost\nb@example.com,kb,lost\nc@example.com,kc,lost\n",
+        "email,key_name,team_name,models,tpm_limit\n"
+        "a@example.com,ka,lost,gpt-4o,10\nb@example.com,kb,lost,gpt-4o,10\nc@example.com,kc,lost,gpt-4o,10\n",
     )
 
     run = run_script("add_user.py", "--timeout", "1", "--workers", "1", proxy=standin, cwd=tmp_path)
@@ -221,4 +222,8 @@ def test_a_lost_answer_is_checked_not_sent_again(paths: Proxy, tmp_path: Path, f
     assert sorted(standin.standin.roster(team)) == sorted(["default_user_id", *(r["user_id"] for r in rows.values())])
     with standin.client() as client:
         assert {u.key_count for u in client.users() if u.email} == {1}  # the unseen key was replaced
+        keys = [k for r in rows.values() for k in client.user_keys(r["user_id"])]
         assert client.key_aliases() == {"ka", "kb", "kc"}
+    # a replaced key is what /user/new would have made: the user's models and limits, in the user's team
+    made = [standin.standin.keys[key.token] for key in keys]
+    assert {(key["team_id"], tuple(key["models"]), key["tpm_limit"]) for key in made} == {(team, ("gpt-4o",), 10)}

@@ -457,7 +457,7 @@ def test_leaving_a_team_takes_its_keys_on_a_release_that_keeps_them(tmp_path: Pa
 
         assert run.code == 0, run.output
         (row,) = run.rows("user_sync_result.csv")
-        assert "left old, 1 team key(s) deleted" in row["detail"]
+        assert "left old, 1 team key deleted" in row["detail"]
         assert not standin.key_works(team_key)
         assert standin.key_works(own_key)
         assert mover in proxy.roster(new)

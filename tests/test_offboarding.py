@@ -209,7 +209,7 @@ def test_sync_remove_block_blocks_every_key_of_the_users_the_file_leaves_out(cle
     ]
     for shown in (dry, run):
         assert shown.stdout.splitlines()[:6] == plan
-        assert _lines(shown, "  - ") == sorted(f"  - {email} (block: 1 keys)" for email in leaving)
+        assert _lines(shown, "  - ") == sorted(f"  - {email} (block: 1 key)" for email in leaving)
         assert not _lines(shown, "  + ") + _lines(shown, "  ~ ") + _lines(shown, "  ^ ")
     assert "Sync done: added 0, updated 0, blocked 5 (5 keys blocked), deleted 0, unchanged 5; failed 0; " in run.stdout
     _show(tmp_path / "user_sync_result.csv")
@@ -260,7 +260,7 @@ def test_listing_blocked_users_again_reinstates_them(clean: Proxy, tmp_path: Pat
         "  Users unchanged: 8",  # the five listed, and the three blocked before (not purged)
         "  Users to reinstate: 2",
     ]
-    assert _lines(run, "  ^ ") == sorted(f"  ^ {email} (unblock: 1 keys)" for email in back)
+    assert _lines(run, "  ^ ") == sorted(f"  ^ {email} (unblock: 1 key)" for email in back)
     assert not _lines(run, "  - ") + _lines(run, "  + ") + _lines(run, "  ~ ")
     assert (
         "Sync done: added 0, updated 0, reinstated 2 (2 keys unblocked), deleted 0, unchanged 8; failed 0; "
@@ -306,7 +306,7 @@ def test_purge_after_deletes_the_users_blocked_long_enough_within_the_deletion_l
     marks = {email: proxy.users()[email].metadata["offboarded_at"] for email in rest}
     while datetime.now(timezone.utc) < max(map(_at, marks.values())) + timedelta(seconds=1.2):
         time.sleep(0.1)  # the marks are a second old or more: --purge-after 1s takes them
-    purge_lines = sorted(f"  - {email} (purge: blocked {marks[email]}, 1 keys)" for email in rest)
+    purge_lines = sorted(f"  - {email} (purge: blocked {marks[email]}, 1 key)" for email in rest)
     if proxy.standin:
         proxy.standin.reset_log()
 
@@ -653,13 +653,13 @@ def test_every_plan_and_dry_run_says_what_it_blocks_unblocks_purges_and_restores
     assert dry.code == 0, dry.output
     assert dry.stdout.splitlines() == [
         "Plan for user_dellist.csv:",
-        f"  - {email['keep']} (user_id: {user['keep'].user_id}, block: 1 keys)",
+        f"  - {email['keep']} (user_id: {user['keep'].user_id}, block: 1 key)",
         f"  - {email['back']} (user_id: {user['back'].user_id}, purge: blocked {LONG_AGO}, 3 keys)",
         "Users to delete: 1 (with 3 API keys), to block: 1 (with 1 API keys), kept: 0, rows with errors: 0.",
     ]
     run = _run("del_user.py", "--block", "--purge-after", "30d", proxy=proxy, cwd=tmp_path)
     assert run.code == 0, run.output
-    assert run.stdout.startswith("Deleted 1 user (1 purged) with 3 API keys, blocked 1 user (1 keys), failed 0; ")
+    assert run.stdout.startswith("Deleted 1 user (1 purged) with 3 API keys, blocked 1 user (1 key), failed 0; ")
 
 
 def test_the_sync_summary_says_what_it_blocked_unblocked_purged_and_restored_with_key_counts(

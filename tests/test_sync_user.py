@@ -55,7 +55,7 @@ email,role,team_name
     assert f"  + {proxy.email('fresh')} (Role: internal_user, Team: {new})" in dry.stdout
     assert f"  - {proxy.email('gone')} (Role: internal_user, Team: {ops}, keys: 1)" in dry.stdout
     assert f"  ~ {proxy.email('promote')} (Role: internal_user -> proxy_admin)" in dry.stdout
-    assert f"  ~ {proxy.email('mover')} (Teams: {eng} -> {new};{ops}, leaving {eng} deletes 1 key(s))" in dry.stdout
+    assert f"  ~ {proxy.email('mover')} (Teams: {eng} -> {new};{ops}, leaving {eng} deletes 1 key)" in dry.stdout
 
     run = run_script("sync_user.py", proxy=proxy, cwd=tmp_path)
 

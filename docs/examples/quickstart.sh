@@ -36,6 +36,7 @@ run list_user.py --format table --columns email,role,team_name,key_count
 run del_user.py --csv-file "$examples/user_dellist.csv" --output-dir "$out" --dry-run
 run sync_user.py --csv-file "$examples/user_list.csv" --output-dir "$out" --dry-run
 run sync_user.py --csv-file "$examples/user_list.csv" --output-dir "$out"
+run sync_user.py --csv-file "$examples/user_list.csv" --check
 run list_user.py --format table --columns email,role,team_name,key_count
 echo
 echo "== done. Result files (API keys included) are in $out; the stand-in has stopped."
