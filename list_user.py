@@ -230,7 +230,12 @@ def main(argv: list[str] | None = None) -> int:
         with destination(args.output) as out:
             write(selected(), columns, values, args.format, out)
     note = f"; {hidden} more without an email or one of the four roles (--show-all shows them)" if hidden else ""
-    print(f"{plural(shown, 'user')} listed{note}; the proxy counts {pages.total} for this filter.", file=sys.stderr)
+    count = (
+        f"the proxy counts {pages.total} for this filter"
+        if not pages.unfiltered
+        else f"the proxy sent {pages.total} (it does not apply this filter itself: it was applied here)"
+    )
+    print(f"{plural(shown, 'user')} listed{note}; {count}.", file=sys.stderr)
     return Exit.OK
 
 

@@ -192,6 +192,11 @@ class Release:
         return self.at_least(1, 80)
 
     @property
+    def user_delete_cleans_rosters(self) -> bool:
+        """/user/delete takes the user off its teams' rosters (1.65.8 leaves it there; 1.80.7 does)."""
+        return self.at_least(1, 80)
+
+    @property
     def member_delete_deletes_keys(self) -> bool:
         """Leaving a team deletes the user's keys for it (not on 1.65.8 nor 1.74.15; 1.80.7 does)."""
         return self.at_least(1, 80)
@@ -347,12 +352,13 @@ class Key:
 
 
 class UserPages:
-    """Every user matching a filter, read page by page in a stable order.
+    """Every user matching a filter, read page by page, in the order of their user_id.
 
     The first page is read at once, so an unusable proxy fails here, and says how many follow.
-    The filters are applied here too: 1.65 ignores some and matches others differently. Where a
-    listing yields fewer users than the proxy counts (1.65 cannot sort, so its pages can shift),
-    it is read again for the ones missed.
+    What 1.65 does not do, this does: it ignores some filters and matches others differently,
+    so they are applied here too (`unfiltered` counts the rows the proxy sent that did not
+    match); it cannot sort, so a listing that comes back unsorted is sorted here, and one that
+    yields fewer users than the proxy counts (its pages can shift) is read again for those missed.
     """
 
     def __init__(self, client: LiteLLMClient, params: dict[str, str]):
@@ -360,8 +366,16 @@ class UserPages:
         self._params = params
         self._first = client._user_page(params, 1)
         self.total = int(self._first.get("total") or 0)
+        self.unfiltered = 0
 
     def __iter__(self) -> Iterator[User]:
+        ids = [str(row["user_id"]) for row in self._first["users"]]
+        if ids == sorted(ids):
+            yield from self._read()
+        else:  # the proxy did not sort: a listing in a stable order needs them all first
+            yield from sorted(self._read(), key=lambda user: user.user_id)
+
+    def _read(self) -> Iterator[User]:
         seen: set[str] = set()
         first = self._first
         for _ in range(SWEEPS):
@@ -373,6 +387,8 @@ class UserPages:
                         seen.add(user.user_id)
                         if self._wanted(user):
                             yield user
+                        else:
+                            self.unfiltered += 1
             if len(seen) >= int(first.get("total") or 0):
                 return
             first = self._client._user_page(self._params, 1)
@@ -852,6 +868,10 @@ class LiteLLMClient:
                         outcome.unconfirmed.extend(remaining.pop(user_id) for user_id in gone)
                     else:
                         raise
+        if not self.release.user_delete_cleans_rosters:
+            for user in [*outcome.deleted, *outcome.unconfirmed]:
+                for team_id in user.teams:
+                    self.remove_team_member(team_id, user.user_id, with_keys=False)
         return outcome
 
     def _delete(self, remaining: dict[str, User], outcome: DeleteOutcome) -> None:
@@ -988,16 +1008,17 @@ class LiteLLMClient:
             self._call("POST", "/user/delete", body={"user_ids": sorted(ghosts)})
         return ghosts
 
-    def remove_team_member(self, team_id: str, user_id: str) -> None:
+    def remove_team_member(self, team_id: str, user_id: str, *, with_keys: bool = True) -> None:
         """Take a user out of a team, with the user's keys for that team, as the proxy does from
-        1.80 (older releases keep them, and they would still spend as the team's)."""
+        1.80 (older releases keep them, and they would still spend as the team's). Without keys:
+        a deleted user's place on a roster that 1.65 leaves behind."""
         with self.team_writes([team_id]):
             try:
                 self._call("POST", "/team/member_delete", body={"team_id": team_id, "user_id": user_id})
             except ProxyError as exc:
                 if not (exc.status == 400 and "not found in team" in exc.message.lower()):
                     raise
-        if not self.release.member_delete_deletes_keys:
+        if with_keys and not self.release.member_delete_deletes_keys:
             kept = [key.token for key in self.user_keys(user_id, team_id=team_id)]
             if kept:
                 self.delete_keys(kept)

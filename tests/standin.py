@@ -146,6 +146,11 @@ class StandIn:
         return not self._since(1, 81)
 
     @property
+    def delete_keeps_rosters(self) -> bool:
+        """1.65.8: /user/delete leaves the user on its teams' rosters (member_delete takes it off)."""
+        return not self._since(1, 74)
+
+    @property
     def roster_lock(self) -> bool:
         """1.108.7, 1.110.2: a team's roster is written under a lock. Before, it is read, changed
         and written back, so parallel writes to one team lose members (measured on 1.80.7)."""
@@ -1021,7 +1026,8 @@ def user_delete(proxy: StandIn, body: dict[str, Any]) -> Any:
             if user_id not in proxy.users:
                 raise Answer(404, {"detail": {"error": f"User not found, passed user_id={user_id}"}})
         teams = {t for user_id in ids for t in proxy.users[user_id]["teams"]}
-    proxy.leave(sorted(teams), set(ids))
+    if not proxy.delete_keeps_rosters:
+        proxy.leave(sorted(teams), set(ids))
     with proxy.lock:
         return _forget_users(proxy, ids)
 

@@ -664,6 +664,21 @@ def test_the_older_stand_in_loses_members_like_a_real_1_80(old_standin: Proxy) -
 # -- deleting ---------------------------------------------------------------------------------
 
 
+def test_a_deleted_user_leaves_the_rosters_and_the_client_sees_to_it(proxy: Proxy) -> None:
+    """/user/delete takes a user off its teams' rosters from 1.80; 1.65.8 leaves it there, and
+    the client's delete then takes it off with member_delete."""
+    team = proxy.create_team(f"gone-{proxy.tag}")
+    first, second = (f"gone{n}-{proxy.tag}" for n in range(2))
+    for user_id in (first, second):
+        body = {"user_id": user_id, "user_email": proxy.email(user_id), "team_id": team, "auto_create_key": False}
+        assert _post(proxy, "/user/new", body).ok
+    assert _post(proxy, "/user/delete", {"user_ids": [first]}).ok
+    assert (first in _roster(proxy, team)) == (not _release(proxy).at_least(1, 74))
+    with proxy.client() as client:
+        client.delete_user_batch([client.existing([second])[second]])
+    assert second not in _roster(proxy, team)
+
+
 def test_delete_batch_survives_a_user_that_vanished(proxy: Proxy) -> None:
     for n in range(3):
         proxy.create_user(proxy.email(f"del{n}"))
