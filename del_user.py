@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             print(plan.describe(args.csv_file))
             return Exit.ROW_FAILED if plan.failures else Exit.OK
-        keys = proxy.keys_of([r.user for r in plan.removals], keys_on_proxy=snapshot.key_count)
+        keys = proxy.keys_of([r.user for r in plan.removals], keys_on_proxy=snapshot.key_count, teams=snapshot.teams)
         undo = None
         if plan.removals:
             lost = {

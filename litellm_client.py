@@ -290,16 +290,16 @@ class Team:
     team_id: str
     alias: str | None
     member_ids: frozenset[str]
-    keys_by_user: Mapping[str, tuple[str, ...]]  # this team's key aliases per owner: leaving deletes them
+    keys_by_user: Mapping[str, tuple[Key, ...]]  # this team's keys per owner: leaving deletes them
     metadata: Mapping[str, Any] = field(default_factory=dict)
     updated_at: str | None = None
 
     @classmethod
     def from_api(cls, row: dict[str, Any]) -> Team:
-        keys: dict[str, list[str]] = defaultdict(list)
+        keys: dict[str, list[Key]] = defaultdict(list)
         for key in row.get("keys") or ():
-            if isinstance(key, dict) and key.get("user_id"):
-                keys[str(key["user_id"])].append(key.get("key_alias") or "")
+            if isinstance(key, dict) and key.get("user_id") and key.get("token"):
+                keys[str(key["user_id"])].append(_key(key))
         members = {str(m["user_id"]) for m in row.get("members_with_roles") or () if m.get("user_id")}
         metadata = row.get("metadata")
         return cls(
@@ -1038,21 +1038,29 @@ class LiteLLMClient:
             if item.get("user_id") == user_id and (team_id is None or item.get("team_id") == team_id)
         ]
 
-    def keys_of(self, users: Sequence[User], *, keys_on_proxy: int) -> dict[str, list[Key]]:
-        """The keys of these users, by user_id: one request per user that has keys, or one
-        listing of every key (about keys_on_proxy of them) where that takes fewer requests."""
+    def keys_of(self, users: Sequence[User], *, keys_on_proxy: int, teams: Sequence[Team] = ()) -> dict[str, list[Key]]:
+        """The keys of these users, by user_id. The team listing shows every team key: a user
+        whose keys are all there (as many as the user listing counts) costs no request. For the
+        others, one request per user, or one listing of every key (about keys_on_proxy of them)
+        where that takes fewer requests."""
+        in_teams: dict[str, list[Key]] = defaultdict(list)
+        for team in teams:
+            for owner, keys in team.keys_by_user.items():
+                in_teams[owner].extend(keys)
         owners = [user for user in users if user.key_count]
+        found = {u.user_id: in_teams[u.user_id] for u in owners if len(in_teams[u.user_id]) == u.key_count}
+        owners = [user for user in owners if user.user_id not in found]
         if not owners:
-            return {}
+            return found
         if len(owners) > keys_on_proxy / PAGE_SIZE:
             wanted = {user.user_id for user in owners}
-            found: dict[str, list[Key]] = defaultdict(list)
+            listed: dict[str, list[Key]] = defaultdict(list)
             for item in self._keys({}):
                 if item.get("user_id") in wanted:
-                    found[str(item["user_id"])].append(_key(item))
-            return dict(found)
+                    listed[str(item["user_id"])].append(_key(item))
+            return found | listed
         with ThreadPoolExecutor(self.workers, thread_name_prefix="keys") as pool:
-            return dict(
+            return found | dict(
                 zip([u.user_id for u in owners], pool.map(lambda u: self.user_keys(u.user_id), owners), strict=True)
             )
 

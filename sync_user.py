@@ -620,7 +620,9 @@ def main(argv: list[str] | None = None) -> int:
             return Exit.ROW_FAILED if plan.failures else Exit.OK
         touched = [c for action in (UPDATED, REINSTATED, BLOCKED, DELETED) for c in plan[action]]
         keys = proxy.keys_of(
-            [c.user for c in touched if c.user and c.action != UPDATED], keys_on_proxy=snapshot.key_count
+            [c.user for c in touched if c.user and c.action != UPDATED],
+            keys_on_proxy=snapshot.key_count,
+            teams=snapshot.teams,
         )
         undo = None
         if touched:
@@ -668,7 +670,9 @@ def _keys_lost(change: Change, keys: dict[str, list[Key]], snapshot: Snapshot) -
     if change.action == DELETED:
         return [key.alias or "" for key in keys.get(change.user_id, [])]
     return [
-        alias for team in change.leaves for alias in snapshot.teams_by_id[team].keys_by_user.get(change.user_id, ())
+        key.alias or ""
+        for team in change.leaves
+        for key in snapshot.teams_by_id[team].keys_by_user.get(change.user_id, ())
     ]
 
 

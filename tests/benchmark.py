@@ -1,37 +1,74 @@
-"""A benchmark anyone can rerun (issue 8): what the four scripts cost in requests, time and memory.
+"""A benchmark anyone can rerun (issues 8 and 18): what the four scripts cost in requests, time and memory.
 
 Their work is network-bound: almost all of a run is waiting for the proxy. So what counts is how
 many requests a script makes, and how well --workers overlaps their latency. Each run starts the
-stand-in in-process with a fixed latency per request, seeds it directly (no HTTP) with N users in
-20 teams, each with one key, runs one script as a subprocess, as a user does, and reports:
+stand-in in-process with a fixed latency per request, answering as one LiteLLM release
+(--releases), seeds it directly (no HTTP) with N users in 20 teams, each with one key, runs one
+script as a subprocess, as a user does, and reports:
 
 - the requests made, by endpoint (StandIn.counts()), beside the fewest the API allows:
 
       pages(x) = max(1, ceil(x / 100))        (one page even when there is nothing: it says so)
       minimum  = pages(users on the proxy)                 /user/list
-               + 1                                         /team/list, where the script needs teams:
-                                                           add, sync; list only for team_name or --team
-               + pages(keys on the proxy)                  /key/list, where key names are checked
-               + 1 per user created                        /user/new (joins its one team and gets its key)
-               + 1 per role change                         /user/update
+               + 3 where the run writes                    its lease: /team/new, /team/list, /team/delete
+                                                           (the lease's /team/list is the run's listing of teams)
+               + 1 where a run that only reads needs teams /team/list: list_user.py with team_name or --team
+               + pages(keys on the proxy)                  /key/list, where key names are checked (add), or
+                                                           the keys of the users a run deletes that are not
+                                                           all team keys (the team listing shows those), for
+                                                           its undo file (keys_lost), where one listing is
+               + 1 per such deleted user                   fewer than /key/list?user_id=..., one per user
+               + users created:
+                   1.108 and later: ceil(created / 500)    /management/v1/users/bulk (key, alias, team in the row)
+                   before:          1 per user created     /user/new (joins its one team and gets its key)
+               + users updated (role, budget, ...):
+                   1.80 and later:  ceil(updated / 500)    /user/bulk_update
+                   before:          1 per user updated     /user/update
                + ceil(joins / 100) per team joined         /team/member_add
                + 1 per team left                           /team/member_delete
-               + ceil(deletions / 100)                     /user/delete
+               + 1 per team left by a user with team keys  /key/list?user_id=...&team_id=...: which of them
+                                                           went with the membership (the summary says)
+               + users deleted:
+                   1.108 and later: ceil(deleted / 500)    /management/v1/users/bulk_delete
+                   before:          ceil(deleted / 100)    /user/delete
+                                  + 1 per user deleted     /user/info: the undo file's max_parallel_requests,
+                                                           which the listing leaves out before 1.108
 
-  The scripts may also ask the proxy's release once (/health/readiness/details): the first time
-  two writes to one team would overlap, since releases before 1.100 lose members when they do.
-  That request is shown apart ("release"), not counted as made;
+  A run that writes also asks the proxy's release once, before its lease (/health/readiness/details;
+  before 1.108 that is refused and /health/readiness answers: two requests). That look-up is shown
+  apart ("release"), not counted as made: it is the same one request whatever the work;
 - the wall time beside the ideal, minimum x latency / workers, and their ratio;
 - the script process's peak memory (its own max RSS).
 
-    python -m tests.benchmark                          # N = 1,000 and 10,000 at 1, 4 and 8 workers
-    python -m tests.benchmark --sizes 1000 --workers 8
+    python -m tests.benchmark                          # N = 1,000 and 10,000 at 1, 4 and 8 workers, as 1.108.7
+    python -m tests.benchmark --sizes 1000 --workers 4 --releases 1.110.2,1.108.7,1.80.7
     python -m tests.benchmark --memory                 # N = 100,000: list_user.py, sync_user.py --dry-run
     LITELLM_TEST_BASE_URL=... LITELLM_TEST_MASTER_KEY=... python -m tests.benchmark --real
 
---real compares add_user.py and del_user.py on a real proxy with a minimal client (plain
-requests, same worker count) doing the same work, and checks that no team membership was lost.
-Both scripts first list every user on the proxy, so list_user.py is timed beside them.
+--real measures a real proxy (the release it reports), each script beside a minimal client: a
+few lines of plain requests at the same worker count doing the same work the way a per-user
+client does. Every measurement is made --repeats times (default 3); the table shows the medians,
+and the ratio is the median of each round's ratio (a round runs both sides back to back, so the
+proxy's drift from round to round cancels out).
+
+- add: add_user.py creates N users (--real-users, default 1,000), each with a key, a key alias and
+  one team; the minimal client creates N others with one /user/new each (key, alias, team_id).
+  Afterwards both are checked: every user on its team's roster (/team/info), and every user with
+  exactly one key, in that team, carrying its alias (/key/list?return_full_object=true).
+- del: del_user.py deletes add_user.py's users; the minimal client lists the proxy once and
+  deletes its users with /user/delete, 100 ids a request. In between, N users without key or team
+  are put back, so that both list as many users. Afterwards: the users and their keys are gone.
+- sync: M users (--sync-users, default 10,000; 0 skips) are seeded straight through the bulk
+  endpoint (POST /management/v1/users/bulk, 500 a request; one /user/new each before 1.108), with a
+  role and a max_budget. Each round, sync_user.py --no-delete gets a file of all M users in which
+  1% have a new role and max_budget; the minimal client lists the proxy once and sends one
+  /user/update per user for another 1%. Afterwards every seeded user's role and max_budget are
+  checked against what was asked.
+
+Targets (ratio = minimal client's seconds / the script's): on 1.110 and later, add at least 4 and
+del at least 1 (issue 18); everything else about 1 or better (0.95). --profile runs each script
+once more with --debug and shows where its time went, by endpoint. Everything the benchmark made
+(its names hold a random tag) is deleted at the end, and only that.
 """
 
 from __future__ import annotations
@@ -41,16 +78,20 @@ import csv
 import math
 import os
 import random
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import requests
 
@@ -65,10 +106,7 @@ RELEASES = ("/health/readiness/details", "/health/readiness")
 MEMORY_USERS = 100_000
 MEMORY_TARGET_MB = 300
 DEFAULT_WORKERS = 4  # the scripts' default
-REFERENCE = {  # litellm-api.md, "Measured speed": a real 1.108.7 on 2 shared cores
-    "add": "15/s (1 client) to 22/s (2-8 clients)",
-    "delete": "220/s",
-}
+T = TypeVar("T")
 
 
 def pages(count: int) -> int:
@@ -92,7 +130,8 @@ def minimum_requests(
     """The fewest requests, by endpoint, that the API allows for a run (the formula above).
     writes: the run takes the proxy's lease (its listing of teams is the run's); keys: how many
     keys the proxy holds, where they are all listed; key_lookups: users whose keys are listed one
-    by one (for the undo file); joins: new members per team."""
+    by one; role_changes: users updated; joins: new members per team."""
+    able = Release(tuple(int(part) for part in release.split(".")))
     need = {
         "/user/list": pages(users),
         "/team/list": int(teams or writes),
@@ -101,8 +140,8 @@ def minimum_requests(
         "/key/list": (pages(keys) if keys is not None else 0) + key_lookups,
         "/team/member_add": sum(math.ceil(count / PAGE) for count in joins),
         "/team/member_delete": leaves,
+        "/user/info": 0 if able.lists_max_parallel_requests else deleted,
     }
-    able = Release(tuple(int(part) for part in release.split(".")))
     if able.bulk_users:
         need |= {
             "/management/v1/users/bulk": math.ceil(created / BULK),
@@ -156,24 +195,26 @@ def add_case(standin: StandIn, n: int, workdir: Path) -> Case:
     pick = random.Random(n)
     rows = (f"new{i}@example.com,internal_user,{team(pick.randrange(TEAMS))},key-new{i}" for i in range(n))
     write_csv(workdir / "add.csv", "email,role,team_name,key_name", rows)
-    need = minimum_requests(len(standin.users), writes=True, keys=len(standin.keys), created=n)
+    need = minimum_requests(len(standin.users), release=standin.release, writes=True, keys=len(standin.keys), created=n)
     return Case("add_user.py", ["--csv-file", "add.csv"], need)
 
 
 def list_case(standin: StandIn, n: int, workdir: Path) -> Case:  # noqa: ARG001 (one signature for all cases)
     """Every user, default columns and format: team ids, no team names, so no need for /team/list."""
-    return Case("list_user.py", [], minimum_requests(len(standin.users)))
+    return Case("list_user.py", [], minimum_requests(len(standin.users), release=standin.release))
 
 
 def del_case(standin: StandIn, n: int, workdir: Path) -> Case:
+    """The N seeded users; their keys, for the undo file, are the team keys the team listing shows."""
     write_csv(workdir / "del.csv", "email", (email(i) for i in range(n)))
-    need = minimum_requests(len(standin.users), writes=True, keys=len(standin.keys), deleted=n)
+    need = minimum_requests(len(standin.users), release=standin.release, writes=True, deleted=n)
     return Case("del_user.py", ["--csv-file", "del.csv"], need)
 
 
 def sync_case(standin: StandIn, n: int, workdir: Path, *, drift: float = 0.01, dry_run: bool = False) -> Case:
     """The seeded users with `drift` of them changed: a third added, a third updated (role or
-    team, in turn), a third deleted (left out of the file)."""
+    team, in turn), a third deleted (left out of the file: their keys, for the undo file, are
+    the team keys the team listing shows)."""
     changes = round(n * drift)
     adds = deletes = changes // 3
     pick = random.Random(n)
@@ -186,12 +227,13 @@ def sync_case(standin: StandIn, n: int, workdir: Path, *, drift: float = 0.01, d
     added = [f"new{i}@example.com,internal_user,{team(pick.randrange(TEAMS))}" for i in range(adds)]
     write_csv(workdir / "sync.csv", "email,role,team_name", [*rows.values(), *added])
     if dry_run:
-        need = minimum_requests(len(standin.users), teams=True)
+        need = minimum_requests(len(standin.users), release=standin.release, teams=True)
         return Case("sync_user.py", ["--csv-file", "sync.csv", "--dry-run"], need)
     need = minimum_requests(
         len(standin.users),
+        release=standin.release,
         writes=True,
-        key_lookups=deletes,
+        key_lookups=len(moved),  # each left a team holding one of its keys
         created=adds,
         role_changes=len(promoted),
         joins=Counter(team(i + 1) for i in moved).values(),
@@ -244,10 +286,11 @@ def run_script(script: str, args: list[str], *, cwd: Path, url: str = "", master
 @dataclass(frozen=True)
 class Row:
     case: Case
+    release_label: str  # the release the stand-in answered as
     n: int
     workers: int
     made: Counter[str]  # by endpoint, without the release look-up
-    release: int  # /health/readiness/details requests
+    release: int  # /health/readiness/details and /health/readiness requests
     seconds: float
     ideal: float
     peak_mb: float
@@ -270,11 +313,11 @@ def measure(standin: StandIn, case: Case, n: int, workers: int, workdir: Path) -
     made = standin.counts()
     release = sum(made.pop(path, 0) for path in RELEASES)
     ideal = sum(case.minimum.values()) * standin.latency / workers
-    return Row(case, n, workers, made, release, seconds, ideal, peak_mb)
+    return Row(case, standin.release, n, workers, made, release, seconds, ideal, peak_mb)
 
 
 def by_endpoint(counts: Counter[str]) -> str:
-    return ", ".join(f"{path.lstrip('/')} {count}" for path, count in counts.items())
+    return ", ".join(f"{path.lstrip('/')} {count}" for path, count in sorted(counts.items()))
 
 
 def extra(row: Row) -> str:
@@ -286,16 +329,16 @@ def extra(row: Row) -> str:
 
 def print_table(rows: list[Row]) -> None:
     print(
-        "| script | N | workers | requests made, by endpoint | made | minimum | above minimum | release "
-        "| wall s | ideal s | wall/ideal | peak MB |"
+        "| release | script | N | workers | requests made, by endpoint | made | minimum | above minimum | release "
+        "look-up | wall s | ideal s | wall/ideal | peak MB |"
     )
-    print("|---|--:|--:|---|--:|--:|---|--:|--:|--:|--:|--:|")
+    print("|---|---|--:|--:|---|--:|--:|---|--:|--:|--:|--:|--:|")
     for r in rows:
         ratio = f"{r.seconds / r.ideal:.2f}" if r.ideal else "-"
         print(
-            f"| {r.case.script} | {r.n:,} | {r.workers} | {by_endpoint(r.made)} | {sum(r.made.values()):,} "
-            f"| {sum(r.case.minimum.values()):,} | {extra(r)} | {r.release} | {r.seconds:.2f} | {r.ideal:.2f} "
-            f"| {ratio} | {r.peak_mb:.0f} |"
+            f"| {r.release_label} | {r.case.script} | {r.n:,} | {r.workers} | {by_endpoint(r.made)} "
+            f"| {sum(r.made.values()):,} | {sum(r.case.minimum.values()):,} | {extra(r)} | {r.release} "
+            f"| {r.seconds:.2f} | {r.ideal:.2f} | {ratio} | {r.peak_mb:.0f} |"
         )
 
 
@@ -311,21 +354,22 @@ def print_notes(latency: float) -> None:
         f"Process start-up (python list_user.py --version, best of 3): {startup_seconds():.2f} s, in every wall time."
     )
     print(
-        "release: /health/readiness/details, asked once when two writes to one team would first overlap "
-        "(releases before 1.100 lose members then); not counted in 'made'."
+        "release look-up: /health/readiness/details (and /health/readiness before 1.108, which refuses the first), "
+        "asked once by every run that writes, before its lease; not counted in 'made'."
     )
 
 
-def stand_in_benchmark(sizes: list[int], workers: list[int], latency: float) -> None:
+def stand_in_benchmark(sizes: list[int], workers: list[int], latency: float, releases: list[str]) -> None:
     rows = []
-    for n in sizes:
-        for make_case in CASES.values():
-            for count in workers:
-                with StandIn(latency=latency) as standin, tempfile.TemporaryDirectory() as tmp:
-                    seed(standin, n)
-                    case = make_case(standin, n, Path(tmp))
-                    rows.append(measure(standin, case, n, count, Path(tmp)))
-                    print(f"done: {case.script} N={n:,} workers={count}", file=sys.stderr, flush=True)
+    for release in releases:
+        for n in sizes:
+            for make_case in CASES.values():
+                for count in workers:
+                    with StandIn(release=release, latency=latency) as standin, tempfile.TemporaryDirectory() as tmp:
+                        seed(standin, n)
+                        case = make_case(standin, n, Path(tmp))
+                        rows.append(measure(standin, case, n, count, Path(tmp)))
+                        print(f"done: {release} {case.script} N={n:,} workers={count}", file=sys.stderr, flush=True)
     print_table(rows)
     print_notes(latency)
 
@@ -348,10 +392,29 @@ def memory_benchmark(latency: float) -> None:
 
 # -- a real proxy --------------------------------------------------------------------------------
 
+ABOUT_ONE = 0.95  # "about 1 or better": within what three runs on two shared cores vary by
+OLD_ROLE, NEW_ROLE = "internal_user", "internal_user_viewer"
+SEED_BUDGET = 10.0
+SCRIPT, MINIMAL = "script", "minimal client"
+BULK_CREATE, BULK_DELETE = "/management/v1/users/bulk", "/management/v1/users/bulk_delete"
+DEBUG_LINE = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) DEBUG litellm_client: (GET|POST) (/[^?\s]*)\S* -> (\d+) in (\d+) ms"
+)
+
+
+def in_parallel(work: Callable[[T], Any], items: Iterable[T], workers: int) -> list[Any]:
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        return list(pool.map(work, items))
+
+
+def batches(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
 
 class RealProxy:
-    """The real proxy named by LITELLM_TEST_BASE_URL / LITELLM_TEST_MASTER_KEY, through plain requests:
-    the minimal client the scripts are measured against."""
+    """The real proxy named by LITELLM_TEST_BASE_URL / LITELLM_TEST_MASTER_KEY, through plain
+    requests: the minimal client the scripts are measured against, and the benchmark's own
+    set-up, checks and clean-up (none of them timed)."""
 
     def __init__(self, url: str, master_key: str, workers: int):
         self.url = url.rstrip("/")
@@ -359,192 +422,477 @@ class RealProxy:
         self.workers = workers
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {master_key}"
+        with LiteLLMClient(self.url, master_key) as client:
+            self.release = client.release
 
-    def post(self, path: str, body: Mapping[str, object]) -> dict[str, object]:
-        answer = self.session.post(self.url + path, json=body, timeout=120)
-        answer.raise_for_status()
+    def get(self, path: str, params: Mapping[str, object] | None = None) -> Any:
+        answer = self.session.get(self.url + path, params=params, timeout=300)  # type: ignore[arg-type]
+        if not answer.ok:
+            raise RuntimeError(f"GET {path}: HTTP {answer.status_code}: {answer.text[:500]}")
         return answer.json()
+
+    def post(self, path: str, body: Mapping[str, object]) -> Any:
+        answer = self.session.post(self.url + path, json=body, timeout=300)
+        if not answer.ok:
+            raise RuntimeError(f"POST {path}: HTTP {answer.status_code}: {answer.text[:500]}")
+        return answer.json()
+
+    # the minimal client: one request per user, or per 100 users where the API takes a list
+
+    def create_users(self, emails: Sequence[str], team_id: str) -> list[str]:
+        """One /user/new per user, with key, key alias and team, in parallel."""
+
+        def create(address: str) -> str:
+            body = {"user_email": address, "user_role": OLD_ROLE, "key_alias": address, "team_id": team_id}
+            return str(self.post("/user/new", body)["user_id"])
+
+        return in_parallel(create, emails, self.workers)
+
+    def list_users(self, workers: int | None = None) -> list[dict[str, Any]]:
+        """Every user on the proxy: the first page, then the others in parallel."""
+
+        def page(number: int) -> dict[str, Any]:
+            params = {"page": number, "page_size": PAGE, "sort_by": "user_id", "sort_order": "asc"}
+            return dict(self.get("/user/list", params))
+
+        first = page(1)
+        rest = in_parallel(page, range(2, int(first.get("total_pages") or 1) + 1), workers or self.workers)
+        return [user for listing in [first, *rest] for user in listing["users"]]
+
+    def ids(self, emails: Iterable[str], listing: list[dict[str, Any]] | None = None) -> dict[str, str]:
+        """lower-case email -> user_id, for those of these emails the proxy has."""
+        wanted = {address.lower() for address in emails}
+        return {
+            address: str(user["user_id"])
+            for user in (self.list_users() if listing is None else listing)
+            if (address := str(user.get("user_email") or "").lower()) in wanted
+        }
+
+    def delete_users(self, emails: Sequence[str]) -> None:
+        """What del_user.py must do too, since its file gives emails: one listing of the proxy to
+        find the users' ids, then /user/delete with 100 ids a request, in parallel."""
+        ids = list(self.ids(emails).values())
+        in_parallel(
+            lambda batch: self.post("/user/delete", {"user_ids": list(batch)}), batches(ids, PAGE), self.workers
+        )
+
+    def update_users(self, changes: Mapping[str, tuple[str, float]]) -> None:
+        """What sync_user.py must do too: one listing of the proxy (who is there, under which id),
+        then one /user/update per changed user (role and max_budget), in parallel."""
+        ids = self.ids(changes)
+
+        def update(item: tuple[str, tuple[str, float]]) -> None:
+            address, (role, budget) = item
+            self.post("/user/update", {"user_id": ids[address.lower()], "user_role": role, "max_budget": budget})
+
+        in_parallel(update, changes.items(), self.workers)
+
+    # set-up, checks and clean-up
 
     def create_team(self, alias: str) -> str:
         return str(self.post("/team/new", {"team_alias": alias})["team_id"])
 
-    def create_users(self, emails: list[str], team_id: str) -> list[str]:
-        """The minimal client: one /user/new per user, with key, key alias and team, in parallel."""
+    def seed_users(self, rows: Sequence[Mapping[str, object]]) -> int:
+        """Users without keys, straight in: the bulk create where the release has it (500 a
+        request), else one /user/new each. The requests made."""
+        rows = [{**row, "auto_create_key": False} for row in rows]
+        if not self.release.bulk_users:
+            in_parallel(lambda row: self.post("/user/new", row), rows, 8)
+            return len(rows)
 
-        def create(address: str) -> str:
-            body = {"user_email": address, "user_role": "internal_user", "key_alias": address, "team_id": team_id}
-            return str(self.post("/user/new", body)["user_id"])
+        def create(batch: Sequence[Mapping[str, object]]) -> None:
+            failed = [row for row in self.post(BULK_CREATE, {"users": list(batch)})["data"] if not row.get("success")]
+            if failed:
+                raise RuntimeError(f"the bulk create refused {len(failed)} users, e.g. {failed[0]}")
 
-        with ThreadPoolExecutor(self.workers) as pool:
-            return list(pool.map(create, emails))
+        chunked = batches(rows, BULK)
+        in_parallel(create, chunked, 2)
+        return len(chunked)
 
-    def add_fillers(self, emails: list[str]) -> None:
-        """Users without key or team, put back in place of those just deleted: both deleters must
-        first list every user on the proxy, so both should find as many there."""
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda e: self.post("/user/new", {"user_email": e, "auto_create_key": False}), emails))
-
-    def delete_users(self, emails: list[str]) -> None:
-        """The minimal client, doing the calls del_user.py must: find the users' ids in one listing of
-        the proxy (pages of 100, read in parallel), then /user/delete with 100 ids a request, in parallel."""
-
-        def page(number: int) -> dict[str, object]:
-            params: dict[str, str | int] = {
-                "page": number,
-                "page_size": PAGE,
-                "sort_by": "user_id",
-                "sort_order": "asc",
-            }
-            answer = self.session.get(f"{self.url}/user/list", params=params, timeout=120)
-            answer.raise_for_status()
-            return dict(answer.json())
-
-        first = page(1)
-        with ThreadPoolExecutor(self.workers) as pool:
-            rest = list(pool.map(page, range(2, int(str(first["total_pages"])) + 1)))
-        wanted = {address.lower() for address in emails}
-        user_ids = [
-            str(user["user_id"])
-            for listing in [first, *rest]
-            for user in listing["users"]  # type: ignore[attr-defined]
-            if str(user.get("user_email") or "").lower() in wanted
-        ]
-        batches = [user_ids[start : start + PAGE] for start in range(0, len(user_ids), PAGE)]
-        with ThreadPoolExecutor(self.workers) as pool:
-            list(pool.map(lambda batch: self.post("/user/delete", {"user_ids": batch}), batches))
+    def delete_ids(self, ids: Sequence[str]) -> None:
+        """Clean-up: bulk deletes where the release has them, else /user/delete, 100 ids a request."""
+        if self.release.bulk_users:
+            in_parallel(lambda batch: self.post(BULK_DELETE, {"user_ids": list(batch)}), batches(ids, BULK), 2)
+        else:
+            in_parallel(lambda batch: self.post("/user/delete", {"user_ids": list(batch)}), batches(ids, PAGE), 2)
 
     def roster(self, team_id: str) -> set[str]:
-        answer = self.session.get(f"{self.url}/team/list", timeout=120)
-        answer.raise_for_status()
-        (found,) = [t for t in answer.json() if t["team_id"] == team_id]
-        return {member["user_id"] for member in found["members_with_roles"]}
+        """The team's members_with_roles, as /team/info shows them."""
+        answer = self.get("/team/info", {"team_id": team_id})
+        info = answer.get("team_info") or answer
+        return {str(m["user_id"]) for m in info.get("members_with_roles") or () if m.get("user_id")}
+
+    def keys(self) -> dict[str, list[dict[str, Any]]]:
+        """Every key on the proxy (/key/list?return_full_object=true), by owner."""
+
+        def page(number: int) -> dict[str, Any]:
+            return dict(self.get("/key/list", {"return_full_object": "true", "page": number, "size": PAGE}))
+
+        first = page(1)
+        rest = in_parallel(page, range(2, int(first.get("total_pages") or 1) + 1), 4)
+        found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for listing in [first, *rest]:
+            for key in listing.get("keys") or ():
+                if isinstance(key, dict) and key.get("user_id"):
+                    found[str(key["user_id"])].append(key)
+        return found
 
     def clean_up(self, tag: str) -> None:
-        """Delete every user and team this run created (their names hold the tag), and only those."""
+        """Delete every user and team this benchmark made (their names hold the tag), and only those."""
         with LiteLLMClient(self.url, self.master_key) as client:
-            users = list(client.users(email_contains=tag))
-            for start in range(0, len(users), PAGE):
-                client.delete_user_batch(users[start : start + PAGE])
+            users = [user.user_id for user in client.users(email_contains=tag) if user.email and tag in user.email]
             teams = [t.team_id for t in client.teams() if t.alias and tag in t.alias]
+        self.delete_ids(users)
         if teams:
             self.post("/team/delete", {"team_ids": teams})
 
 
-@dataclass(frozen=True)
-class RealRow:
-    work: str
-    n: int
-    workers: int
-    script_seconds: float
-    minimal_seconds: float
-    proxy_users: int  # on the proxy when the script ran: it lists them all first
-    listing_seconds: float  # list_user.py on that proxy just before, for comparison
-    reference: str
+@dataclass
+class Results:
+    """What one proxy's rounds measured: seconds by work and side, end-state checks, profiles."""
+
+    release: Release
+    workers: int = DEFAULT_WORKERS
+    times: dict[tuple[str, int], dict[str, list[float]]] = field(default_factory=dict)  # (work, n) -> side -> s
+    checks: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (check, side) -> [ok, of]
+    profiles: list[tuple[str, float, list[tuple[str, int, float, float]], float, float]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # examples of failed checks
+
+    def time(self, work: str, n: int, side: str, seconds: float) -> None:
+        sides = self.times.setdefault((work, n), {SCRIPT: [], MINIMAL: []})
+        sides[side].append(seconds)
+
+    def check(self, what: str, side: str, ok: int, of: int, example: str = "") -> None:
+        counts = self.checks.setdefault((what, side), [0, 0])
+        counts[0] += ok
+        counts[1] += of
+        if ok < of and example:
+            self.problems.append(f"{what}, {side}: {of - ok} of {of}, e.g. {example}")
 
 
-def real_round(proxy: RealProxy, n: int, tag: str, workdir: Path) -> tuple[RealRow, RealRow, str]:
-    """Create N users with add_user.py and N with the minimal client, each set into its own new team;
-    check both rosters; then delete the first set with del_user.py and the second with the minimal client."""
-    label = f"bench-{tag}-w{proxy.workers}"
+def target(release: Release, work: str) -> float:
+    """Issue 18: on the newest release add at least 4 times and del at least as fast as the
+    minimal client; elsewhere nothing slower (about 1 or better)."""
+    if release.at_least(1, 110):
+        return {"add": 4.0, "del": 1.0}.get(work.split(":", maxsplit=1)[0], ABOUT_ONE)
+    return ABOUT_ONE
+
+
+def script_runner(proxy: RealProxy, workdir: Path, *, debug: bool = False) -> Callable[..., float]:
+    def script(name: str, *args: str) -> float:
+        flags = ["--workers", str(proxy.workers), "--quiet", *(["--debug"] if debug else [])]
+        return run_script(name, [*args, *flags], cwd=workdir, url=proxy.url, master_key=proxy.master_key)[0]
+
+    return script
+
+
+def result_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as results:
+        return list(csv.DictReader(results))
+
+
+def profile(results: Results, script: str, workdir: Path, started: datetime, wall: float) -> None:
+    """Where a --debug run's time went: its requests by endpoint (count, summed seconds, first
+    start to last answer), and when its first request started and its last answer came."""
+    spans: dict[str, list[float]] = defaultdict(list)
+    seen: dict[str, list[float]] = {}
+    for line in (workdir / "stderr.txt").read_text().splitlines():
+        match = DEBUG_LINE.match(line)
+        if not match:
+            continue
+        stamp, _, path, _, ms = match.groups()
+        end = (datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f") - started).total_seconds()
+        begin = end - int(ms) / 1000
+        spans[path].append(int(ms) / 1000)
+        low, high = seen.get(path, [begin, end])
+        seen[path] = [min(low, begin), max(high, end)]
+    rows = [(path, len(spans[path]), sum(spans[path]), seen[path][0], seen[path][1]) for path in spans]
+    rows.sort(key=lambda row: row[3])
+    first = min((row[3] for row in rows), default=0.0)
+    last = max((row[4] for row in rows), default=0.0)
+    results.profiles.append(
+        (script, wall, [(path, count, total, high - low) for path, count, total, low, high in rows], first, last)
+    )
+
+
+def add_and_delete(proxy: RealProxy, n: int, label: str, workdir: Path, results: Results, *, debug: bool) -> None:
+    """One round: add_user.py creates N users with key, alias and team, the minimal client N
+    others; both are checked; then del_user.py deletes the first N, the minimal client the others.
+    debug: the scripts only, with --debug, for their profile."""
     script_emails = [f"{label}-s{i}@example.com" for i in range(n)]
     minimal_emails = [f"{label}-m{i}@example.com" for i in range(n)]
     script_team, minimal_team = proxy.create_team(f"{label}-s"), proxy.create_team(f"{label}-m")
     write_csv(
-        workdir / "add.csv",
-        "email,role,team_name,key_name",
-        (f"{e},internal_user,{label}-s,{e}" for e in script_emails),
+        workdir / "add.csv", "email,role,team_name,key_name", (f"{e},{OLD_ROLE},{label}-s,{e}" for e in script_emails)
     )
     write_csv(workdir / "del.csv", "email", script_emails)
-    workers = ["--workers", str(proxy.workers), "--quiet"]
+    script = script_runner(proxy, workdir, debug=debug)
 
-    def script(name: str, *args: str) -> float:
-        return run_script(name, [*args, *workers], cwd=workdir, url=proxy.url, master_key=proxy.master_key)[0]
-
-    def listing() -> tuple[int, float]:
-        with LiteLLMClient(proxy.url, proxy.master_key) as client:
-            users = client.users().total
-        return users, script("list_user.py")
-
-    add_listing = listing()
-    add_seconds = script("add_user.py", "--csv-file", "add.csv")
-    started = time.perf_counter()
+    started = datetime.now()
+    seconds = script("add_user.py", "--csv-file", "add.csv")
+    created = [row for row in result_rows(workdir / "user_reg_result.csv") if row["status"] == "created"]
+    if debug:
+        profile(results, "add_user.py", workdir, started, seconds)
+        started = datetime.now()
+        profile(results, "del_user.py", workdir, started, script("del_user.py", "--csv-file", "del.csv"))
+        proxy.post("/team/delete", {"team_ids": [script_team, minimal_team]})
+        return
+    results.time("add", n, SCRIPT, seconds)
+    started_at = time.perf_counter()
     minimal_ids = proxy.create_users(minimal_emails, minimal_team)
-    minimal_add_seconds = time.perf_counter() - started
+    results.time("add", n, MINIMAL, time.perf_counter() - started_at)
 
-    with (workdir / "user_reg_result.csv").open(newline="", encoding="utf-8") as results:
-        script_ids = [row["user_id"] for row in csv.DictReader(results)]
-    kept = len(set(script_ids) & proxy.roster(script_team)), len(set(minimal_ids) & proxy.roster(minimal_team))
-    rosters = (
-        f"workers {proxy.workers}: team rosters hold {kept[0]}/{len(script_ids)} of add_user.py's users "
-        f"and {kept[1]}/{len(minimal_ids)} of the minimal client's"
+    keys = proxy.keys()
+    results.check(
+        "users created, each with its key in the answer", SCRIPT, sum(bool(r["api_keys"]) for r in created), n
     )
+    results.check("users created, each with its key in the answer", MINIMAL, len(minimal_ids), n)
+    for side, ids, aliases, team_id in (
+        (SCRIPT, [r["user_id"] for r in created], [r["email"] for r in created], script_team),
+        (MINIMAL, minimal_ids, minimal_emails, minimal_team),
+    ):
+        roster = proxy.roster(team_id)
+        missing = [user_id for user_id in ids if user_id not in roster]
+        results.check("on its team's roster (/team/info)", side, len(ids) - len(missing), n, ", ".join(missing[:1]))
+        wrong = [
+            (user_id, [(k.get("key_alias"), k.get("team_id")) for k in keys.get(user_id, [])])
+            for user_id, alias in zip(ids, aliases, strict=True)
+            if [(k.get("key_alias"), k.get("team_id")) for k in keys.get(user_id, [])] != [(alias, team_id)]
+        ]
+        example = f"{wrong[0][0]}: keys (alias, team_id) {wrong[0][1]}, team {team_id}" if wrong else ""
+        results.check("one key, with its alias, in its team (/key/list)", side, len(ids) - len(wrong), n, example)
 
-    del_listing = listing()
-    del_seconds = script("del_user.py", "--csv-file", "del.csv")
-    proxy.add_fillers([f"{label}-f{i}@example.com" for i in range(n)])  # both deleters list as many users
-    started = time.perf_counter()
+    seconds = script("del_user.py", "--csv-file", "del.csv")
+    results.time("del", n, SCRIPT, seconds)
+    fillers = [f"{label}-f{i}@example.com" for i in range(n)]
+    proxy.seed_users([{"user_email": address} for address in fillers])  # both deleters list as many users
+    started_at = time.perf_counter()
     proxy.delete_users(minimal_emails)
-    minimal_del_seconds = time.perf_counter() - started
-    w = proxy.workers
-    return (
-        RealRow("create (key, alias, team)", n, w, add_seconds, minimal_add_seconds, *add_listing, REFERENCE["add"]),
-        RealRow("delete (batches of 100)", n, w, del_seconds, minimal_del_seconds, *del_listing, REFERENCE["delete"]),
-        rosters,
+    results.time("del", n, MINIMAL, time.perf_counter() - started_at)
+
+    listing = proxy.list_users()
+    keys = proxy.keys()
+    script_ids = [r["user_id"] for r in created]
+    for side, emails, ids in ((SCRIPT, script_emails, script_ids), (MINIMAL, minimal_emails, minimal_ids)):
+        left = proxy.ids(emails, listing)
+        results.check("gone after the delete", side, n - len(left), n, ", ".join(list(left)[:1]))
+        kept = [user_id for user_id in ids if keys.get(user_id)]
+        results.check("their keys gone too", side, len(ids) - len(kept), len(ids), ", ".join(kept[:1]))
+    proxy.delete_ids(list(proxy.ids(fillers, listing).values()))
+    proxy.post("/team/delete", {"team_ids": [script_team, minimal_team]})
+
+
+@dataclass
+class Population:
+    """The users seeded for sync, with the role and max_budget each should have, and the order in
+    which they are picked for change (each user changes once)."""
+
+    emails: list[str]
+    wanted: dict[str, tuple[str, float]]
+    order: list[str]
+    changed: dict[str, str] = field(default_factory=dict)  # email -> the side that changed it
+    position: int = 0
+
+    def take(self, count: int) -> list[str]:
+        chosen = self.order[self.position : self.position + count]
+        if len(chosen) < count:
+            raise SystemExit("--sync-users is too small for this many rounds: every seeded user has changed once")
+        self.position += count
+        return chosen
+
+
+def seed_population(proxy: RealProxy, m: int, label: str, results: Results) -> Population:
+    emails = [f"{label}-y{i}@example.com" for i in range(m)]
+    started = time.perf_counter()
+    made = proxy.seed_users([{"user_email": e, "user_role": OLD_ROLE, "max_budget": SEED_BUDGET} for e in emails])
+    how = f"{made} x {BULK_CREATE}, up to {BULK} users each" if proxy.release.bulk_users else f"{made} x /user/new"
+    results.notes.append(
+        f"Seeding {m:,} users for sync ({how}, not timed as work): {time.perf_counter() - started:.1f} s."
     )
+    return Population(emails, dict.fromkeys(emails, (OLD_ROLE, SEED_BUDGET)), random.Random(m).sample(emails, m))
 
 
-def real_benchmark(n: int, workers: list[int]) -> None:
+def sync_round(
+    proxy: RealProxy, people: Population, number: int, workdir: Path, results: Results, *, debug: bool
+) -> None:
+    """sync_user.py --no-delete with a file of every seeded user, 1% of them with a new role and
+    max_budget; then the minimal client changes another 1% the same way."""
+    count = max(1, round(len(people.emails) / 100))
+    budget = SEED_BUDGET + 10 + number
+    mine = people.take(count)
+    people.wanted |= dict.fromkeys(mine, (NEW_ROLE, budget))
+    people.changed |= dict.fromkeys(mine, SCRIPT)
+    rows = (f"{e},{role},{amount:g}" for e, (role, amount) in people.wanted.items())
+    write_csv(workdir / "sync.csv", "email,role,max_budget", rows)
+    started = datetime.now()
+    seconds = script_runner(proxy, workdir, debug=debug)("sync_user.py", "--csv-file", "sync.csv", "--no-delete")
+    outcome = Counter(
+        (row["action"], row["status"]) for row in result_rows(workdir / "user_sync_result.csv") if row["action"]
+    )
+    work = f"sync: 1% of {len(people.emails):,} (role, max_budget)"
+    if outcome[("UPDATED", "SUCCESS")] != count:
+        results.problems.append(f"sync_user.py updated {outcome[('UPDATED', 'SUCCESS')]} of {count}: {dict(outcome)}")
+    if debug:
+        profile(results, "sync_user.py", workdir, started, seconds)
+        return
+    results.time(work, count, SCRIPT, seconds)
+    theirs = people.take(count)
+    changes = dict.fromkeys(theirs, (NEW_ROLE, budget))
+    started_at = time.perf_counter()
+    proxy.update_users(changes)
+    results.time(work, count, MINIMAL, time.perf_counter() - started_at)
+    people.wanted |= changes
+    people.changed |= dict.fromkeys(theirs, MINIMAL)
+
+
+def check_population(proxy: RealProxy, people: Population, results: Results) -> None:
+    """Every seeded user as wanted: the changed ones with their new role and max_budget, the
+    others untouched."""
+    listed = {
+        str(user.get("user_email") or "").lower(): (user.get("user_role"), user.get("max_budget"))
+        for user in proxy.list_users()
+    }
+    by_side: dict[str, list[str]] = defaultdict(list)
+    for address in people.emails:
+        by_side[people.changed.get(address, "untouched")].append(address)
+    for side, emails in by_side.items():
+        wrong = [e for e in emails if listed.get(e.lower()) != people.wanted[e]]
+        example = f"{wrong[0]}: {listed.get(wrong[0].lower())}, wanted {people.wanted[wrong[0]]}" if wrong else ""
+        what = "the other seeded users unchanged" if side == "untouched" else "role and max_budget as asked"
+        results.check(what, side if side != "untouched" else "-", len(emails) - len(wrong), len(emails), example)
+
+
+def real_benchmark(n: int, m: int, workers: list[int], repeats: int, with_profile: bool) -> None:
     url, master_key = os.environ.get("LITELLM_TEST_BASE_URL"), os.environ.get("LITELLM_TEST_MASTER_KEY")
     if not (url and master_key):
         raise SystemExit("--real needs LITELLM_TEST_BASE_URL and LITELLM_TEST_MASTER_KEY (a real proxy)")
     tag = uuid.uuid4().hex[:8]
-    rows: list[RealRow] = []
-    rosters: list[str] = []
+    cleaner = RealProxy(url, master_key, 1)
+    everything = [Results(cleaner.release, count) for count in workers]
+    started = time.perf_counter()
+
+    def done(what: str) -> None:
+        print(f"done: {what} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+
     try:
-        for count in workers:
-            with tempfile.TemporaryDirectory() as tmp:
-                add, delete, roster = real_round(RealProxy(url, master_key, count), n, tag, Path(tmp))
-            rows += [add, delete]
-            rosters.append(roster)
-            print(f"done: real proxy, workers={count}", file=sys.stderr, flush=True)
+        for results in everything:
+            proxy = RealProxy(url, master_key, results.workers)
+            for number in range(repeats + with_profile):
+                with tempfile.TemporaryDirectory() as tmp:
+                    label = f"bench-{tag}-w{results.workers}-r{number}"
+                    add_and_delete(proxy, n, label, Path(tmp), results, debug=number == repeats)
+                done(f"add and del, workers {results.workers}, round {number + 1}")
+        if m:
+            people = seed_population(cleaner, m, f"bench-{tag}", everything[0])
+            done(f"seeded {m:,} users")
+            for results in everything:
+                proxy = RealProxy(url, master_key, results.workers)
+                for number in range(repeats + with_profile):
+                    with tempfile.TemporaryDirectory() as tmp:
+                        sync_round(proxy, people, number, Path(tmp), results, debug=number == repeats)
+                    done(f"sync, workers {results.workers}, round {number + 1}")
+            check_population(cleaner, people, everything[-1])
     finally:
-        RealProxy(url, master_key, 1).clean_up(tag)
-    print(f"Real proxy {url}, {n} users per run. A script's time includes its start-up and its listing of the proxy.")
+        cleaner.clean_up(tag)
+        done("cleaned up")
+    print_real(url, everything, repeats)
+
+
+def print_real(url: str, everything: list[Results], repeats: int) -> None:
+    release = everything[0].release
     print(
-        "| work | N | workers | script s | minimal client s | script users/s | minimal client users/s "
-        "| ratio (target >= 0.85) | users on the proxy | list_user.py s | reference users/s |"
+        f"LiteLLM {release.label} at {url}; {os.cpu_count()} CPUs shared with the proxy; the median of {repeats} runs; "
+        "ratio: the median of the rounds' ratios. "
+        "A script's time includes its start-up, its lease and its listing of the proxy."
     )
-    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
-    for r in rows:
-        script_rate, minimal_rate = r.n / r.script_seconds, r.n / r.minimal_seconds
-        print(
-            f"| {r.work} | {r.n} | {r.workers} | {r.script_seconds:.2f} | {r.minimal_seconds:.2f} | {script_rate:.1f} "
-            f"| {minimal_rate:.1f} | {script_rate / minimal_rate:.2f} | {r.proxy_users} | {r.listing_seconds:.2f} "
-            f"| {r.reference} |"
-        )
-    print("\nParallel runs lose no team membership:")
-    print("\n".join(rosters))
+    print(
+        "\n| release | work | N | workers | script s | minimal s | script users/s | minimal users/s | ratio "
+        "| target | met? |"
+    )
+    print("|---|---|--:|--:|--:|--:|--:|--:|--:|---|---|")
+    for results in everything:
+        for (work, n), sides in results.times.items():
+            script_s, minimal_s = statistics.median(sides[SCRIPT]), statistics.median(sides[MINIMAL])
+            paired = [m / s for s, m in zip(sides[SCRIPT], sides[MINIMAL], strict=True)]
+            ratio, goal = statistics.median(paired), target(release, work)
+            shown = f">= {goal:g}" if goal != ABOUT_ONE else f"about 1 or better (>= {ABOUT_ONE})"
+            print(
+                f"| {release.label} | {work} | {n:,} | {results.workers} | {script_s:.2f} | {minimal_s:.2f} "
+                f"| {n / script_s:.1f} | {n / minimal_s:.1f} | {ratio:.2f} | {shown} "
+                f"| {'yes' if ratio >= goal else '**no**'} |"
+            )
+    print("\nEach run, in seconds (script; minimal client):\n")
+    for results in everything:
+        for (work, _), sides in results.times.items():
+            runs = "; ".join(", ".join(f"{s:.2f}" for s in sides[side]) for side in (SCRIPT, MINIMAL))
+            print(f"- {release.label}, {work}, workers {results.workers}: {runs}")
+    print("\n| release | workers | end state checked | script | minimal client |")
+    print("|---|--:|---|--:|--:|")
+    for results in everything:
+        whats = list(dict.fromkeys(what for what, _ in results.checks))
+        for what in whats:
+            cells = []
+            for side in (SCRIPT, MINIMAL):
+                counts = results.checks.get((what, side)) or results.checks.get((what, "-"))
+                ok, of = counts or (0, 0)
+                cells.append(f"{ok:,}/{of:,}" if ok == of else f"**{ok:,}/{of:,}**")
+            if (what, "-") in results.checks:
+                cells[1] = "(all seeded users that neither changed)"
+            print(f"| {release.label} | {results.workers} | {what} | {cells[0]} | {cells[1]} |")
+    for results in everything:
+        for line in [*results.notes, *results.problems]:
+            print(f"\n{line}")
+    for results in everything:
+        for script, wall, rows, first, last in results.profiles:
+            print(
+                f"\n{script} with --debug, workers {results.workers}: {wall:.2f} s; first request at {first:.2f} s, "
+                f"last answer at {last:.2f} s.\n"
+            )
+            print("| endpoint | requests | sum of their s | first start to last answer, s |")
+            print("|---|--:|--:|--:|")
+            for path, count, total, span in rows:
+                print(f"| {path} | {count} | {total:.2f} | {span:.2f} |")
 
 
 def comma_ints(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
 
 
+def comma_words(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=comma_ints, default=[1000, 10_000], help="users on the proxy (default: 1000,10000)")
-    p.add_argument("--workers", type=comma_ints, default=[1, 4, 8], help="--workers values to run (default: 1,4,8)")
+    p.add_argument(
+        "--workers", type=comma_ints, help="--workers values to run (default: 1,4,8 on the stand-in, 4 with --real)"
+    )
     p.add_argument("--latency", type=float, default=0.020, help="stand-in seconds per request (default: 0.020)")
+    p.add_argument(
+        "--releases",
+        type=comma_words,
+        default=["1.108.7"],
+        help="the releases the stand-in answers as (default: 1.108.7)",
+    )
     p.add_argument("--memory", action="store_true", help=f"peak memory of list and sync --dry-run on {MEMORY_USERS:,}")
     p.add_argument("--real", action="store_true", help="a real proxy (LITELLM_TEST_BASE_URL) against a minimal client")
-    p.add_argument("--real-users", type=int, default=200, help="users per --real run (default: 200)")
+    p.add_argument(
+        "--real-users", type=int, default=1000, help="users added and deleted per --real run (default: 1000)"
+    )
+    p.add_argument(
+        "--sync-users", type=int, default=10_000, help="users seeded for the --real sync, 1%% changed (default: 10000)"
+    )
+    p.add_argument("--repeats", type=int, default=3, help="--real runs of each measurement (default: 3; the median)")
+    p.add_argument("--profile", action="store_true", help="--real: one more run of each script with --debug")
     args = p.parse_args()
     if args.real:
-        real_benchmark(args.real_users, args.workers)
+        real_benchmark(args.real_users, args.sync_users, args.workers or [DEFAULT_WORKERS], args.repeats, args.profile)
     elif args.memory:
         memory_benchmark(args.latency)
     else:
-        stand_in_benchmark(args.sizes, args.workers, args.latency)
+        stand_in_benchmark(args.sizes, args.workers or [1, 4, 8], args.latency, args.releases)
 
 
 if __name__ == "__main__":

@@ -396,7 +396,8 @@ class StandIn:
         keys: int = 0,
         user_id: str | None = None,
     ) -> str:
-        """Put a user on the proxy directly (no request counted), with keys if asked."""
+        """Put a user on the proxy directly (no request counted), with keys if asked: the team's
+        keys where the user has one team, as add_user.py makes them."""
         with self.lock:
             user = self._insert_user(user_id or str(uuid.uuid4()), email, role, list(teams))
             for team_id in teams:
@@ -404,7 +405,7 @@ class StandIn:
                     {"user_id": user["user_id"], "user_email": email, "role": "user"}
                 )
             for _ in range(keys):
-                self._insert_key(user["user_id"], None, None)
+                self._insert_key(user["user_id"], teams[0] if len(teams) == 1 else None, None)
             return user["user_id"]
 
     def seed_team(self, alias: str | None, team_id: str | None = None) -> str:

@@ -41,7 +41,11 @@ email,role,team_name,key_name
     assert all(row["status"] == "created" and proxy.key_works(row["api_keys"]) for row in results.values())
     with proxy.client() as client:
         aliases = client.key_aliases()
-        team_keys = next(t.keys_by_user for t in client.teams() if t.team_id == eng_id)
+        team_keys = next(
+            {owner: tuple(k.alias for k in keys) for owner, keys in t.keys_by_user.items()}
+            for t in client.teams()
+            if t.team_id == eng_id
+        )
     assert {f"alice-{proxy.tag}", f"bob-{proxy.tag}"} <= aliases
     assert team_keys == {
         users[proxy.email("alice")].user_id: (f"alice-{proxy.tag}",)

@@ -132,7 +132,9 @@ def test_create_user_with_team_and_key(proxy: Proxy) -> None:
     user = _mine(proxy)[proxy.email("alice")]
     assert (user.user_id, user.role, user.teams, user.key_count) == (new.user_id, "internal_user", (team,), 1)
     assert new.user_id in teams[team].member_ids
-    assert teams[team].keys_by_user == {new.user_id: (f"alice-{proxy.tag}",)}  # the key belongs to the team too
+    assert {owner: [k.alias for k in keys] for owner, keys in teams[team].keys_by_user.items()} == {
+        new.user_id: [f"alice-{proxy.tag}"]
+    }  # the key belongs to the team too
     assert new.key.startswith("sk-")
     assert proxy.key_works(new.key)
 

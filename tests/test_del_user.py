@@ -147,6 +147,32 @@ def test_a_thousand_users_go_in_the_fewest_delete_requests(standin: Proxy, tmp_p
     assert standin.standin.user_emails() == ["stays@example.com"]
 
 
+def test_the_undo_file_names_team_keys_from_the_team_listing_and_looks_up_the_others(
+    standin: Proxy, tmp_path: Path
+) -> None:
+    """A user whose keys all belong to teams costs no key request; one with a key outside any
+    team is looked up, and the undo file names every key either way."""
+    proxy = standin.standin
+    team = proxy.seed_team("eng")
+    in_team = proxy.seed_user("in-team@example.com", teams=(team,))
+    mixed = proxy.seed_user("mixed@example.com", teams=(team,))
+    with proxy.lock:
+        proxy._insert_key(in_team, team, "in-team-key")
+        proxy._insert_key(mixed, team, "mixed-team-key")
+        proxy._insert_key(mixed, None, "mixed-own-key")
+    for n in range(300):  # enough keys elsewhere that a user's keys are looked up, not all keys listed
+        proxy.seed_user(f"other{n}@example.com", keys=1)
+    write_csv(tmp_path / "user_dellist.csv", "email\nin-team@example.com\nmixed@example.com\n")
+
+    run = run_script("del_user.py", "--quiet", proxy=standin, cwd=tmp_path)
+
+    assert run.code == 0, run.output
+    lost = {row["email"]: sorted(row["keys_lost"].split(";")) for row in run.rows("user_del_undo.csv")}
+    assert lost == {"in-team@example.com": ["in-team-key"], "mixed@example.com": ["mixed-own-key", "mixed-team-key"]}
+    assert proxy.count("/key/list") == 1  # mixed's keys only
+    assert len(proxy.user_emails()) == 300
+
+
 def _all(proxy: Proxy) -> list[User]:
     with proxy.client() as client:
         return list(client.users(email_contains=proxy.tag))
