@@ -203,12 +203,13 @@ class Release:
 
     @property
     def lists_max_parallel_requests(self) -> bool:
-        """/user/list rows carry max_parallel_requests (before 1.108 only /user/info shows it)."""
-        return self.at_least(1, 108)
+        """/user/list rows carry max_parallel_requests (seen on 1.90.7; on 1.80.7 only /user/info shows it)."""
+        return self.at_least(1, 90)
 
     @property
     def update_clears_with_null(self) -> bool:
-        """/user/update applies a null max_budget, budget_duration, tpm_limit or rpm_limit."""
+        """/user/update applies a null max_budget, budget_duration, tpm_limit or rpm_limit (1.108.7;
+        1.90.7 and 1.100.5 clear max_budget only, 1.80.7 none of them)."""
         return self.at_least(1, 108)
 
     @property
@@ -1099,8 +1100,18 @@ class LiteLLMClient:
                 raise
 
     def block_key(self, token: str, *, blocked: bool = True) -> None:
-        """Block a key (requests made with it are refused with 401), or unblock it."""
-        self._call("POST", "/key/block" if blocked else "/key/unblock", body={"key": token})
+        """Block a key (requests made with it are refused with 401), or unblock it. Some releases
+        (1.74.15) hash the token /key/unblock is given once more and answer 401 "not found in db";
+        there /key/update, which takes the hash as it is, sets blocked instead."""
+        if blocked:
+            self._call("POST", "/key/block", body={"key": token})
+            return
+        try:
+            self._call("POST", "/key/unblock", body={"key": token})
+        except ProxyError as exc:
+            if exc.status != 401 or "not found in db" not in exc.message:
+                raise
+            self._call("POST", "/key/update", body={"key": token, "blocked": False})
 
     # -- models ------------------------------------------------------------------------------
 
@@ -1116,7 +1127,7 @@ class LiteLLMClient:
         return frozenset(str(item["id"]) for item in answer["data"] if isinstance(item, dict) and item.get("id"))
 
     def public_url(self) -> str | None:
-        """The URL the proxy says its users reach it at (PROXY_BASE_URL; 1.80 on), or None."""
+        """The URL the proxy says its users reach it at (PROXY_BASE_URL; 1.74 on), or None."""
         try:
             answer = self._call("GET", "/.well-known/litellm-ui-config", shape=lambda a: _shape(a, dict))
         except ProxyError as exc:

@@ -32,7 +32,7 @@ script as a subprocess, as a user does, and reports:
                    1.108 and later: ceil(deleted / 500)    /management/v1/users/bulk_delete
                    before:          ceil(deleted / 100)    /user/delete
                                   + 1 per user deleted     /user/info: the undo file's max_parallel_requests,
-                                                           which the listing leaves out before 1.108
+                                                           which the listing leaves out before 1.90
 
   A run that writes also asks the proxy's release once, before its lease (/health/readiness/details;
   before 1.108 that is refused and /health/readiness answers: two requests). That look-up is shown

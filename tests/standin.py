@@ -126,6 +126,7 @@ class StandIn:
         self.log: list[tuple[str, str, int]] = []  # (method, path, status) of every answered request
         self.faults: list[Fault] = []
         self.models = ["gpt-4o", "claude-3-5-sonnet", "llama-3-8b"]  # what the launcher's real proxy serves
+        self.unblock_hashes_again = False  # as 1.74.15's /key/unblock does (a release between those served)
         self.lock = threading.RLock()
         self._team_locks: dict[str, threading.Lock] = {}
         self.emails: Counter[str] = Counter()  # lower-cased, for the duplicate check
@@ -183,8 +184,8 @@ class StandIn:
 
     @property
     def list_rows_show_parallel(self) -> bool:
-        """1.108.7, 1.110.2: /user/list rows have max_parallel_requests (stored before, not listed)."""
-        return self._since(1, 100)
+        """From 1.90 (seen on 1.90.7): /user/list rows have max_parallel_requests (stored before, not listed)."""
+        return self._since(1, 90)
 
     @property
     def emails_case_sensitive(self) -> bool:
@@ -215,8 +216,9 @@ class StandIn:
     @property
     def null_clears_limits(self) -> bool:
         """1.108.7, 1.110.2: /user/update with null clears max_budget, budget_duration, tpm_limit
-        and rpm_limit (ignored before, as null is for every other field)."""
-        return self._since(1, 100)
+        and rpm_limit (ignored before, as null is for every other field; 1.90.7 and 1.100.5 clear
+        max_budget only)."""
+        return self._since(1, 108)
 
     @property
     def update_by_email_answers(self) -> bool:
@@ -268,13 +270,13 @@ class StandIn:
 
     @property
     def team_update_error_wrapped(self) -> bool:
-        """1.108.7, 1.110.2: /team/update of an unknown team is 404 shape A (shape B before)."""
-        return self._since(1, 100)
+        """From 1.90 (seen on 1.90.7): /team/update of an unknown team is 404 shape A (shape B before)."""
+        return self._since(1, 90)
 
     @property
     def unknown_key_is_404(self) -> bool:
-        """1.108.7, 1.110.2: /key/block of an unknown key is 404 not_found_error (401 before)."""
-        return self._since(1, 100)
+        """From 1.90 (seen on 1.90.7): /key/block of an unknown key is 404 not_found_error (401 before)."""
+        return self._since(1, 90)
 
     @property
     def unknown_key_delete_ok(self) -> bool:
@@ -294,13 +296,13 @@ class StandIn:
     @property
     def has_management_bulk(self) -> bool:
         """1.108.7, 1.110.2: /management/v1/users/bulk, /management/v1/users/bulk_delete and
-        /key/bulk_update."""
-        return self._since(1, 100)
+        /key/bulk_update (1.100.5 has none of them)."""
+        return self._since(1, 108)
 
     @property
     def has_ui_config(self) -> bool:
-        """From 1.80.7: /.well-known/litellm-ui-config (1.108.7 adds gateway_base_url and more)."""
-        return self._since(1, 80)
+        """From 1.74 (seen on 1.74.15): /.well-known/litellm-ui-config (1.108.7 adds gateway_base_url and more)."""
+        return self._since(1, 74)
 
     @property
     def model_access_groups(self) -> bool:
@@ -1553,7 +1555,29 @@ def key_block(proxy: StandIn, body: dict[str, Any], blocked: bool = True) -> Any
 
 
 def key_unblock(proxy: StandIn, body: dict[str, Any]) -> Any:
+    wanted = body.get("key") or ""
+    if proxy.unblock_hashes_again and key_hash(wanted) not in proxy.keys:  # 1.74.15 hashes even a hash
+        raise _error(
+            401,
+            f"Authentication Error, Invalid proxy server token passed. key={key_hash(wanted)}, not found in db. "
+            "Create key via `/key/generate` call.",
+            "token_not_found_in_db",
+            "key",
+        )
     return key_block(proxy, body, blocked=False)
+
+
+def key_update(proxy: StandIn, body: dict[str, Any]) -> Any:
+    """/key/update, for what the tools send: blocked (the key named by its hash or raw)."""
+    with proxy.lock:
+        token = _token(body.get("key") or "")
+        if token not in proxy.keys:
+            raise _error(404, f"Key not found: {body.get('key')}", "not_found_error", "key")
+        if "blocked" in body:
+            proxy.keys[token]["blocked"] = bool(body["blocked"])
+        proxy.keys[token]["updated_at"] = now()
+        proxy.changed()
+        return dict(proxy.keys[token])
 
 
 KEY_BULK_FIELDS = ("max_budget", "team_id", "budget_id")  # what /key/bulk_update applies (tags: enterprise)
@@ -1756,6 +1780,7 @@ ROUTES = {
     ("POST", "/key/delete"): key_delete,
     ("POST", "/key/block"): key_block,
     ("POST", "/key/unblock"): key_unblock,
+    ("POST", "/key/update"): key_update,
     ("POST", "/key/bulk_update"): key_bulk_update,
 }
 KEY_ROUTES = {  # any valid key may call these: (proxy, query, caller)

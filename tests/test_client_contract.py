@@ -160,7 +160,7 @@ def test_user_new_stores_every_access_field_and_its_key_copies_the_limits(proxy:
     row = _row(proxy, user_id)
     assert row is not None
     listed = dict(fields)
-    if not release.at_least(1, 100):  # stored, but the list rows of 1.65.8 and 1.80.7 have no such column
+    if not release.lists_max_parallel_requests:  # stored, but the list rows of 1.65.8 to 1.80.7 have no such column
         assert "max_parallel_requests" not in row
         del listed["max_parallel_requests"]
     assert {name: row[name] for name in listed} == listed
@@ -217,7 +217,7 @@ def test_user_new_teams_and_team_id_by_release(proxy: Proxy) -> None:
     )
     assert (one.status_code, two.status_code) == (200, 200)
     release = _release(proxy)
-    if release.at_least(1, 100):  # the teams really joined
+    if release.at_least(1, 108):  # the teams really joined (1.100.5 still answers null)
         assert (one.json()["teams"], sorted(two.json()["teams"])) == ([team_a], sorted([team_a, team_b]))
     elif release.at_least(1, 74):
         assert (one.json()["teams"], two.json()["teams"]) == (None, None)
@@ -325,8 +325,8 @@ def test_negative_limits_are_refused_from_1_110_only(proxy: Proxy, made: list[st
 
 def test_user_update_semantics_by_release(proxy: Proxy) -> None:
     """What /user/update applies, step by step on one user: null, [] and {} leave a field alone
-    (from 1.100 null clears the budget and limits); 1.65.8 also ignores 0 and cannot rename;
-    metadata is replaced whole."""
+    (from 1.100 null clears the budget and limits); 1.65.8 also ignores 0; before 1.80 it cannot
+    rename; metadata is replaced whole."""
     user_id = f"upd-{proxy.tag}"
     start = {
         "user_alias": "Old",
@@ -343,17 +343,18 @@ def test_user_update_semantics_by_release(proxy: Proxy) -> None:
     )
     assert answer.status_code == 200, answer.text
     release = _release(proxy)
-    nulls_clear = release.at_least(1, 100)
+    nulls_clear = release.update_clears_with_null
     oldest = not release.at_least(1, 74)
+    renames = release.at_least(1, 80)  # 1.74.15 leaves user_alias as it was
     cleared = dict.fromkeys(("max_budget", "budget_duration", "tpm_limit", "rpm_limit"))
     steps: list[tuple[dict[str, Any], dict[str, Any]]] = [
         ({"user_alias": None, "max_parallel_requests": None, "models": None, "metadata": {}}, {}),
         ({"models": []}, {}),
-        (dict(cleared), cleared if nulls_clear else {}),
+        (dict(cleared), cleared if nulls_clear else {"max_budget": None} if release.at_least(1, 90) else {}),
         ({"max_budget": 5, "tpm_limit": 100}, {"max_budget": 5, "tpm_limit": 100}),
         ({"max_budget": 0, "tpm_limit": 0}, {} if oldest else {"max_budget": 0, "tpm_limit": 0}),
-        ({"user_alias": "New Name"}, {} if oldest else {"user_alias": "New Name"}),
-        ({"user_alias": ""}, {} if oldest else {"user_alias": ""}),
+        ({"user_alias": "New Name"}, {"user_alias": "New Name"} if renames else {}),
+        ({"user_alias": ""}, {"user_alias": ""} if renames else {}),
         ({"metadata": {"x": "z"}}, {"metadata": {"x": "z"}}),
         ({"metadata": {"cost_center": None}}, {"metadata": {"cost_center": None}}),
         ({"user_role": "internal_user_viewer"}, {"user_role": "internal_user_viewer"}),
@@ -369,7 +370,7 @@ def test_user_update_semantics_by_release(proxy: Proxy) -> None:
     row = _row(proxy, user_id) or {}
     listed = {name: value for name, value in expected.items() if name in row}
     assert {name: row[name] for name in listed} == listed
-    assert ("max_parallel_requests" in row) == release.at_least(1, 100)
+    assert ("max_parallel_requests" in row) == release.lists_max_parallel_requests
 
 
 def test_user_update_of_an_unknown_id_creates_a_ghost(proxy: Proxy, made: list[str]) -> None:
@@ -381,7 +382,7 @@ def test_user_update_of_an_unknown_id_creates_a_ghost(proxy: Proxy, made: list[s
     data = answer.json()["data"]
     assert (answer.json()["user_id"], data["user_email"], data["user_role"]) == (ghost, None, "internal_user")
     assert data["created_at"] == data["updated_at"]
-    assert data["user_alias"] == ("ghost" if _release(proxy).at_least(1, 74) else None)
+    assert data["user_alias"] == ("ghost" if _release(proxy).at_least(1, 80) else None)
     row = _row(proxy, ghost)
     assert row is not None
     assert (row["user_email"], row["key_count"]) == (None, 0)
@@ -397,7 +398,7 @@ def test_user_update_by_an_unknown_email_alone_creates_the_user(proxy: Proxy, ma
         with proxy.client() as client:
             (user,) = _by_email(client, email)
         made.append(user.user_id)
-        assert user.user_alias == "ghostmail"
+        assert user.user_alias == ("ghostmail" if _release(proxy).at_least(1, 80) else None)
     else:
         assert answer.status_code == 200, answer.text
         made.append(answer.json()["user_id"])
@@ -451,7 +452,7 @@ def test_user_list_filters_by_release(proxy: Proxy) -> None:
     assert (total(role="internal_user_viewer", user_ids=f"{viewer},{admin}"), total(user_ids=viewer)) == (1, 1)
     assert total(role="INTERNAL_USER_VIEWER", user_ids=f"{viewer},{admin}") == (1 if ignored else 0)
     assert total(role="viewer", user_ids=f"{viewer},{admin}") == (1 if ignored else 0)
-    assert total(user_ids=viewer[:-2]) == (0 if ignored else 1)
+    assert total(user_ids=viewer[:-2]) == (1 if _release(proxy).at_least(1, 80) else 0)  # 1.74.15: exact
 
     def order(direction: str) -> list[str]:
         params = {"user_ids": f"{viewer},{admin}", "sort_by": "user_id", "sort_order": direction}
@@ -550,7 +551,7 @@ def test_teams_with_an_id_and_metadata_are_updated_and_deleted(proxy: Proxy) -> 
 def test_updating_an_unknown_team_is_404(proxy: Proxy) -> None:
     answer = _post(proxy, "/team/update", {"team_id": f"unknown-{proxy.tag}", "metadata": {"a": 1}})
     assert answer.status_code == 404
-    assert _shape(answer.json()) == ("A" if _release(proxy).at_least(1, 100) else "B")
+    assert _shape(answer.json()) == ("A" if _release(proxy).at_least(1, 90) else "B")
     assert f"Team not found, passed team_id=unknown-{proxy.tag}" in error_message(answer.json())
     with proxy.client() as client, pytest.raises(ProxyError) as caught:
         client.update_team_metadata(f"unknown-{proxy.tag}", {"a": 1})
@@ -607,7 +608,7 @@ def test_membership_by_release(proxy: Proxy) -> None:
     assert user_id not in _roster(proxy, team)
     assert (_row(proxy, user_id) or {})["teams"] == ([team] if oldest else [])  # one occurrence taken off
     team_keys = [k for k in _keys(proxy, user_id) if k["team_id"] == team]
-    assert len(team_keys) == (1 if oldest else 0)
+    assert len(team_keys) == (0 if _release(proxy).member_delete_deletes_keys else 1)  # 1.74.15 keeps it
 
 
 def test_member_add_creates_an_unknown_user_id(proxy: Proxy, made: list[str]) -> None:
@@ -709,7 +710,7 @@ def test_a_blocked_key_is_refused_until_unblocked(proxy: Proxy) -> None:
     assert (unblocked.status_code, unblocked.json()["blocked"]) == (200, False)
     assert proxy.key_works(new.key)
     unknown = _post(proxy, "/key/block", {"key": "0" * 64})
-    assert unknown.status_code == (404 if _release(proxy).at_least(1, 100) else 401)
+    assert unknown.status_code == (404 if _release(proxy).at_least(1, 90) else 401)
 
 
 # -- bulk endpoints ---------------------------------------------------------------------------
@@ -758,7 +759,7 @@ def test_bulk_create_answers_row_by_row(proxy: Proxy, made: list[str]) -> None:
         {"user_id": f"r7-{tag}", "user_email": proxy.email("r7"), "budget_duration": "10x"},
     ]
     answer = _post(proxy, "/management/v1/users/bulk", {"users": rows})
-    if not _release(proxy).at_least(1, 100):
+    if not _release(proxy).bulk_users:  # 404 on 1.100.5
         assert _absent(answer)
         return
     assert answer.status_code == 200, answer.text
@@ -824,7 +825,7 @@ def test_bulk_create_refuses_unknown_fields_and_more_than_500_rows(proxy: Proxy)
         )
         return str(problem["detail"])
 
-    if not _release(proxy).at_least(1, 100):
+    if not _release(proxy).bulk_users:  # 404 on 1.100.5
         assert _absent(_post(proxy, "/management/v1/users/bulk", {"users": [{"user_email": proxy.email("x")}]}))
         return
     assert (
@@ -851,8 +852,11 @@ def test_bulk_update_users_creates_unknown_ids(proxy: Proxy, made: list[str]) ->
         {"user_email": ghostmail, "max_budget": 2},
     ]
     answer = _post(proxy, "/user/bulk_update", {"users": users})
-    if not _release(proxy).at_least(1, 80):
+    if not _release(proxy).at_least(1, 74):
         assert _absent(answer)
+        return
+    if not _release(proxy).bulk_user_update:  # 1.74.15 has it; the tools use it from 1.80, as seen here
+        assert answer.status_code == 200, answer.text
         return
     made.append(ghost)
     assert answer.status_code == 200, answer.text
@@ -877,8 +881,9 @@ def test_bulk_update_users_creates_unknown_ids(proxy: Proxy, made: list[str]) ->
 
 
 def test_bulk_update_keys(proxy: Proxy) -> None:
-    """/key/bulk_update (from 1.100): per key; a team_id needs the owner on that team's roster;
-    blocked is silently ignored (block with /key/block)."""
+    """/key/bulk_update (seen from 1.90.7; the tools use it with the bulk user endpoints, from
+    1.108): per key; a team_id needs the owner on that team's roster; blocked is silently ignored
+    (block with /key/block)."""
     team = proxy.create_team(f"kbu-{proxy.tag}")
     with proxy.client() as client:
         outsider = new_user(client, proxy.email("kout"), key_alias=f"kout-{proxy.tag}")
@@ -887,8 +892,11 @@ def test_bulk_update_keys(proxy: Proxy) -> None:
         (out_key,) = client.user_keys(outsider.user_id)
         (in_key,) = client.user_keys(member.user_id)
     answer = _post(proxy, "/key/bulk_update", {"keys": [{"key": out_key.token, "team_id": team}]})
-    if not _release(proxy).at_least(1, 100):
+    if not _release(proxy).at_least(1, 90):
         assert _absent(answer)
+        return
+    if not _release(proxy).bulk_users:
+        assert answer.status_code == 200, answer.text
         return
     assert answer.status_code == 200, answer.text
     body = answer.json()
@@ -923,7 +931,7 @@ def test_bulk_delete_answers_per_id_and_deletes_keys(proxy: Proxy) -> None:
     stays = proxy.create_user(proxy.email("stays"), with_key=False)
     ids = [gone.user_id, f"nouser-{proxy.tag}", gone.user_id]
     answer = _post(proxy, "/management/v1/users/bulk_delete", {"user_ids": ids})
-    if not _release(proxy).at_least(1, 100):
+    if not _release(proxy).bulk_users:  # 404 on 1.100.5
         assert _absent(answer)
         return
     assert answer.status_code == 200, answer.text
@@ -997,11 +1005,11 @@ def _date(header: str) -> datetime:
     return datetime.strptime(header, "%a, %d %b %Y %H:%M:%S GMT").replace(tzinfo=timezone.utc)
 
 
-def test_ui_config_from_1_80(proxy: Proxy) -> None:
+def test_ui_config_from_1_74(proxy: Proxy) -> None:
     if proxy.standin:
         proxy.standin.proxy_base_url = STANDIN_BASE_URL
     answer = requests.get(f"{proxy.url}/.well-known/litellm-ui-config", timeout=30)  # no key needed
-    if not _release(proxy).at_least(1, 80):
+    if not _release(proxy).at_least(1, 74):
         assert _absent(answer)
         return
     assert answer.status_code == 200

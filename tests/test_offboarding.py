@@ -295,6 +295,22 @@ def test_listing_blocked_users_again_reinstates_them(clean: Proxy, tmp_path: Pat
             assert _refused_as_blocked(proxy, staff.users[email].key)
 
 
+def test_reinstating_on_a_release_whose_unblock_cannot_find_hashed_keys(standin: Proxy, tmp_path: Path) -> None:
+    """1.74.15 hashes the token /key/unblock is given once more and answers 401 "not found in
+    db"; the keys are unblocked through /key/update, and work again."""
+    staff = _staff(standin)
+    _block_five(standin, staff, tmp_path)
+    standin.standin.unblock_hashes_again = True
+    back = staff.emails[5:7]
+
+    run = _reinstate_two(standin, staff, tmp_path)
+
+    assert "reinstated 2 (2 keys unblocked)" in run.stdout
+    assert all(standin.key_works(staff.users[email].key) for email in back)
+    assert not any(standin.key_works(staff.users[email].key) for email in staff.emails[7:])
+    assert standin.standin.count("/key/update") == 2
+
+
 def test_purge_after_deletes_the_users_blocked_long_enough_within_the_deletion_limit(
     clean: Proxy, tmp_path: Path
 ) -> None:
