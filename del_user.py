@@ -46,8 +46,8 @@ class Plan:
         deleted = [r for r in self.removals if r.how != BLOCK]
         blocked = [r for r in self.removals if r.how == BLOCK]
         lines.append(
-            f"Users to delete: {len(deleted)} (with {sum(r.user.key_count for r in deleted)} API keys), "
-            f"to block: {len(blocked)} (with {sum(r.user.key_count for r in blocked)} API keys), "
+            f"Users to delete: {len(deleted)} (with {plural(sum(r.user.key_count for r in deleted), 'API key')}), "
+            f"to block: {len(blocked)} (with {plural(sum(r.user.key_count for r in blocked), 'API key')}), "
             f"kept: {len(self.kept)}, rows with errors: {len(self.failures)}."
         )
         return "\n".join(lines)
@@ -259,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     kept = f", kept {counts['Kept']}" if counts["Kept"] else ""
     purged = f" ({counts['purged']} purged)" if counts["purged"] else ""
     print(
-        f"Deleted {plural(counts['Deleted'], 'user')}{purged} with {counts['keys deleted']} API keys{blocked}{kept}, "
+        f"Deleted {plural(counts['Deleted'], 'user')}{purged} with {plural(counts['keys deleted'], 'API key')}"
+        f"{blocked}{kept}, "
         f"failed {report.failed}; {report.files()}."
     )
     if undo:

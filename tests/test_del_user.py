@@ -102,7 +102,7 @@ def test_dry_run_lists_users_with_key_counts_and_sends_no_write(proxy: Proxy, tm
 
     assert run.code == 0, run.output
     assert f"- {proxy.email('dry')} (user_id: {user_id}, keys: 1)" in run.stdout
-    assert "Users to delete: 1 (with 1 API keys)" in run.stdout
+    assert "Users to delete: 1 (with 1 API key)" in run.stdout
     assert list(proxy.users()) == [proxy.email("dry")]
     if proxy.standin:
         assert proxy.standin.writes() == 0

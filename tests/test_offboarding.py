@@ -671,7 +671,7 @@ def test_every_plan_and_dry_run_says_what_it_blocks_unblocks_purges_and_restores
         "Plan for user_dellist.csv:",
         f"  - {email['keep']} (user_id: {user['keep'].user_id}, block: 1 key)",
         f"  - {email['back']} (user_id: {user['back'].user_id}, purge: blocked {LONG_AGO}, 3 keys)",
-        "Users to delete: 1 (with 3 API keys), to block: 1 (with 1 API keys), kept: 0, rows with errors: 0.",
+        "Users to delete: 1 (with 3 API keys), to block: 1 (with 1 API key), kept: 0, rows with errors: 0.",
     ]
     run = _run("del_user.py", "--block", "--purge-after", "30d", proxy=proxy, cwd=tmp_path)
     assert run.code == 0, run.output
