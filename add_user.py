@@ -329,7 +329,6 @@ def main(argv: list[str] | None = None) -> int:
     ):
         snapshot = Snapshot.load(
             proxy,
-            teams=held.teams if held else True,
             key_aliases=not args.no_key and any(row["key_name"] for row in rows),
             models=any(row["models"] for row in rows),
         )

@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.connect(read_only=args.dry_run) as proxy,
         lease.hold(proxy, "del_user.py", writes=not args.dry_run and bool(rows)) as held,
     ):
-        snapshot = Snapshot.load(proxy, teams=held.teams if held else False)
+        snapshot = Snapshot.load(proxy, teams=bool(held))  # the undo file names each user's teams
         now = datetime.now(timezone.utc)
         plan = plan_deletions(
             rows, snapshot, all_matches=args.all_matches, block=args.block, purge_after=args.purge_after, now=now
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             print(plan.describe(args.csv_file))
             return Exit.ROW_FAILED if plan.failures else Exit.OK
-        keys = proxy.keys_of([r.user for r in plan.removals], keys_on_proxy=snapshot.key_count, teams=snapshot.teams)
+        keys = proxy.keys_of([r.user for r in plan.removals], keys_on_proxy=snapshot.key_count)
         undo = None
         if plan.removals:
             lost = {

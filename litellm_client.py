@@ -182,6 +182,11 @@ class Release:
         return self.at_least(1, 74)
 
     @property
+    def pages_teams(self) -> bool:
+        """/v2/team/list: teams a page at a time, without their keys, filtered by alias (from 1.74)."""
+        return self.at_least(1, 74)
+
+    @property
     def bulk_users(self) -> bool:
         """/management/v1/users/bulk and .../bulk_delete: 500 users a request (seen on 1.108.7)."""
         return self.at_least(1, 108)
@@ -291,23 +296,17 @@ class Team:
     team_id: str
     alias: str | None
     member_ids: frozenset[str]
-    keys_by_user: Mapping[str, tuple[Key, ...]]  # this team's keys per owner: leaving deletes them
     metadata: Mapping[str, Any] = field(default_factory=dict)
     updated_at: str | None = None
 
     @classmethod
     def from_api(cls, row: dict[str, Any]) -> Team:
-        keys: dict[str, list[Key]] = defaultdict(list)
-        for key in row.get("keys") or ():
-            if isinstance(key, dict) and key.get("user_id") and key.get("token"):
-                keys[str(key["user_id"])].append(_key(key))
         members = {str(m["user_id"]) for m in row.get("members_with_roles") or () if m.get("user_id")}
         metadata = row.get("metadata")
         return cls(
             str(row["team_id"]),
             row.get("team_alias"),
             frozenset(members),
-            {owner: tuple(aliases) for owner, aliases in keys.items()},
             metadata if isinstance(metadata, dict) else {},
             row.get("updated_at"),
         )
@@ -926,9 +925,23 @@ class LiteLLMClient:
 
     # -- teams -------------------------------------------------------------------------------
 
-    def teams(self) -> list[Team]:
-        """Every team, with its members and the aliases of its keys per owner."""
-        return [Team.from_api(row) for row in self._call("GET", "/team/list", shape=lambda a: isinstance(a, list))]
+    def teams(self, *, alias: str | None = None) -> list[Team]:
+        """Every team with its members; with alias, the teams whose alias holds it (a substring,
+        any case: the caller matches exactly). From 1.74 a page at a time, without the keys that
+        /team/list carries for every team (with 2,000 team keys: 1.5 s, against 0.05 s a page)."""
+        if not self.release.pages_teams:
+            rows = self._call("GET", "/team/list", shape=lambda a: isinstance(a, list))
+            wanted = (alias or "").lower()
+            return [Team.from_api(row) for row in rows if wanted in (row.get("team_alias") or "").lower()]
+
+        def fetch(page: int) -> dict[str, Any]:
+            query = {"page": page, "page_size": PAGE_SIZE, "sort_by": "team_id", "sort_order": "asc"}
+            query |= {"team_alias": alias} if alias else {}
+            return dict(self._call("GET", "/v2/team/list", params=query, shape=lambda a: _shape(a, dict, "teams")))
+
+        first = fetch(1)
+        pages = _pages(fetch, first, int(first.get("total_pages") or 0), self.workers)
+        return [Team.from_api(row) for answer in pages for row in answer["teams"] or () if isinstance(row, dict)]
 
     def create_team(self, alias: str, *, team_id: str | None = None, metadata: Mapping[str, Any] | None = None) -> Team:
         """Create a team; if the answer is lost, a team that now has this alias is that team."""
@@ -943,7 +956,9 @@ class LiteLLMClient:
             if not exc.answer_lost:
                 raise
             found = self._appeared(
-                lambda: [team for team in self.teams() if team.alias == alias and team_id in (None, team.team_id)]
+                lambda: [
+                    team for team in self.teams(alias=alias) if team.alias == alias and team_id in (None, team.team_id)
+                ]
             )
             if not found:
                 raise ProxyError(
@@ -1039,31 +1054,20 @@ class LiteLLMClient:
             if item.get("user_id") == user_id and (team_id is None or item.get("team_id") == team_id)
         ]
 
-    def keys_of(self, users: Sequence[User], *, keys_on_proxy: int, teams: Sequence[Team] = ()) -> dict[str, list[Key]]:
-        """The keys of these users, by user_id. The team listing shows every team key: a user
-        whose keys are all there (as many as the user listing counts) costs no request. For the
-        others, one request per user, or one listing of every key (about keys_on_proxy of them)
-        where that takes fewer requests."""
-        in_teams: dict[str, list[Key]] = defaultdict(list)
-        for team in teams:
-            for owner, keys in team.keys_by_user.items():
-                in_teams[owner].extend(keys)
+    def keys_of(self, users: Sequence[User], *, keys_on_proxy: int) -> dict[str, list[Key]]:
+        """The keys of these users, by user_id: one request per user, or one listing of every key
+        (about keys_on_proxy of them) where that takes fewer requests."""
         owners = [user for user in users if user.key_count]
-        found = {u.user_id: in_teams[u.user_id] for u in owners if len(in_teams[u.user_id]) == u.key_count}
-        owners = [user for user in owners if user.user_id not in found]
-        if not owners:
-            return found
         if len(owners) > keys_on_proxy / PAGE_SIZE:
             wanted = {user.user_id for user in owners}
             listed: dict[str, list[Key]] = defaultdict(list)
             for item in self._keys({}):
                 if item.get("user_id") in wanted:
                     listed[str(item["user_id"])].append(_key(item))
-            return found | listed
+            return listed
         with ThreadPoolExecutor(self.workers, thread_name_prefix="keys") as pool:
-            return found | dict(
-                zip([u.user_id for u in owners], pool.map(lambda u: self.user_keys(u.user_id), owners), strict=True)
-            )
+            found = pool.map(lambda user: self.user_keys(user.user_id), owners)
+            return dict(zip([user.user_id for user in owners], found, strict=True))
 
     def _keys(self, params: dict[str, str]) -> Iterator[dict[str, Any]]:
         def fetch(page: int) -> dict[str, Any]:

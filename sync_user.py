@@ -114,6 +114,19 @@ class Plan:
     def changes_anything(self) -> bool:
         return any(self[action] for action in CHANGES)
 
+    def leaving(self) -> list[Change]:
+        """The changes that take a user off a team: the proxy deletes its keys for that team (and
+        the tools do, on releases that keep them)."""
+        return [c for action in (UPDATED, REINSTATED) for c in self[action] if c.leaves]
+
+    def count_team_keys(self, keys: Mapping[str, Sequence[Key]]) -> None:
+        """Note how many keys each leaving user loses with its teams, from its keys as listed."""
+        for action in (UPDATED, REINSTATED):
+            self.changes[action] = [
+                replace(c, keys_lost=len(_team_keys(keys, c.user_id, c.leaves))) if c.leaves else c
+                for c in self[action]
+            ]
+
     def describe(self, snapshot: Snapshot) -> str:
         lines = [
             "Synchronization Plan:",
@@ -291,7 +304,6 @@ def _compare(
     after = current if teams is None else teams  # an empty cell never overwrites the proxy
     joins = tuple(team for team in after if team not in current)
     leaves = tuple(team for team in current if team not in after)
-    keys_lost = sum(len(snapshot.teams_by_id[team].keys_by_user.get(user.user_id, ())) for team in leaves)
     unknown = [column for column in values if not snapshot.knows(user, column)]
     if unknown:
         raise ValueError(f"{unknown[0]} of this user is not known (the proxy's listing leaves it out)")
@@ -299,7 +311,7 @@ def _compare(
     blocked = removal.offboarded_at(user) is not None
     action = REINSTATED if blocked else UPDATED if (role != user.role or joins or leaves or fields) else UNCHANGED
     return Change(
-        action, user.email or email, row, user, role, role != user.role, after, joins, leaves, keys_lost, fields,
+        action, user.email or email, row, user, role, role != user.role, after, joins, leaves, fields=fields,
         user_id=user.user_id,
     )  # fmt: skip
 
@@ -495,7 +507,7 @@ class Sync:
                 ):
                     note(user_id, f"kept in team {label}, since joining a team failed")
                     continue
-                expected = len(self.snapshot.teams_by_id[team].keys_by_user.get(user_id, ()))
+                expected = len(_team_keys(self.keys, user_id, (team,)))
                 try:
                     self.proxy.remove_team_member(team, user_id)
                     kept = len(self.proxy.user_keys(user_id, team_id=team)) if expected else 0
@@ -599,13 +611,15 @@ def main(argv: list[str] | None = None) -> int:
         settings.connect(read_only=not writes) as proxy,
         lease.hold(proxy, "sync_user.py", writes=writes) as held,
     ):
-        snapshot = Snapshot.load(proxy, teams=held.teams if held else True, models=any(row["models"] for row in rows))
+        snapshot = Snapshot.load(proxy, models=any(row["models"] for row in rows))
         # before 1.108 the listing leaves max_parallel_requests out: read the users whose rows set it
         named = [user.user_id for row in rows if row["max_parallel_requests"] for user in _named(row, snapshot)]
         snapshot.add_details(proxy, named)
         journal = Journal(args.output_dir, "user_sync")
         plan = plan_sync(rows, snapshot, opts, journal.leftovers)
         csv_input.stop_if_strict(args.strict, args.csv_file, [(row, reason) for row, reason, _ in plan.failures])
+        keys = proxy.keys_of([c.user for c in plan.leaving() if c.user], keys_on_proxy=snapshot.key_count)
+        plan.count_team_keys(keys)
         print(plan.describe(snapshot), flush=True)
         limit, why = delete_limit(args.max_delete, plan.managed)
         if plan.removals > limit:
@@ -619,14 +633,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             return Exit.ROW_FAILED if plan.failures else Exit.OK
         touched = [c for action in (UPDATED, REINSTATED, BLOCKED, DELETED) for c in plan[action]]
-        keys = proxy.keys_of(
-            [c.user for c in touched if c.user and c.action != UPDATED],
-            keys_on_proxy=snapshot.key_count,
-            teams=snapshot.teams,
-        )
+        unlisted = [c.user for c in touched if c.user and c.action != UPDATED and c.user_id not in keys]
+        keys |= proxy.keys_of(unlisted, keys_on_proxy=snapshot.key_count)
         undo = None
         if touched:
-            lost = {c.user_id: _keys_lost(c, keys, snapshot) for c in touched}
+            lost = {c.user_id: _keys_lost(c, keys) for c in touched}
             snapshot.add_details(
                 proxy, [c.user_id for c in plan[DELETED]]
             )  # what only /user/info shows, before it goes
@@ -665,15 +676,14 @@ def summary(counts: Counter[str]) -> str:
     )
 
 
-def _keys_lost(change: Change, keys: dict[str, list[Key]], snapshot: Snapshot) -> list[str]:
+def _keys_lost(change: Change, keys: Mapping[str, Sequence[Key]]) -> list[str]:
     """The aliases of the keys a change deletes: all of a deleted user's, a leaving user's team keys."""
-    if change.action == DELETED:
-        return [key.alias or "" for key in keys.get(change.user_id, [])]
-    return [
-        key.alias or ""
-        for team in change.leaves
-        for key in snapshot.teams_by_id[team].keys_by_user.get(change.user_id, ())
-    ]
+    lost = keys.get(change.user_id, []) if change.action == DELETED else _team_keys(keys, change.user_id, change.leaves)
+    return [key.alias or "" for key in lost]
+
+
+def _team_keys(keys: Mapping[str, Sequence[Key]], user_id: str, team_ids: Sequence[str]) -> list[Key]:
+    return [key for key in keys.get(user_id, ()) if key.team_id in team_ids]
 
 
 if __name__ == "__main__":

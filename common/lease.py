@@ -85,7 +85,6 @@ class Lease:
             "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "ttl_seconds": TTL_SECONDS,
         }
-        self.teams: list[Team] = []  # every team, as listed once the lease was taken
         self._lost: str | None = None
         self._renewed = time.monotonic()
         self._done = threading.Event()
@@ -101,9 +100,9 @@ class Lease:
 
     def take(self) -> None:
         self.proxy.create_team(LEASE_ALIAS, team_id=self.team_id, metadata=self._stamp())
-        self.teams = self.proxy.teams()
+        leases = self.proxy.teams(alias=LEASE_ALIAS)
         now = self.proxy.proxy_time()
-        others = [team for team in self.teams if is_lease(team) and team.team_id != self.team_id]
+        others = [team for team in leases if is_lease(team) and team.team_id != self.team_id]
         live = [team for team in others if not self._dead(team, now)]
         for team in others:
             if team not in live:

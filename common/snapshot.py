@@ -49,20 +49,19 @@ class Snapshot:
         cls,
         proxy: LiteLLMClient,
         *,
-        teams: bool | list[Team] = True,
+        teams: bool = True,
         key_aliases: bool = False,
         models: bool = False,
     ) -> Snapshot:
-        """Users page by page while teams, key aliases and models are read beside them. teams:
-        whether to read them, or the teams the run's lease has just read (no need to ask again)."""
+        """Users page by page while teams, key aliases and models are read beside them."""
         with ThreadPoolExecutor(3) as pool:
-            team_list = pool.submit(proxy.teams) if teams is True else None
+            team_list = pool.submit(proxy.teams) if teams else None
             aliases = pool.submit(proxy.key_aliases) if key_aliases else None
             served = pool.submit(proxy.models) if models else None
             users = list(proxy.users())
             return cls(
                 users,
-                team_list.result() if team_list else teams or [],  # type: ignore[arg-type]
+                team_list.result() if team_list else [],
                 aliases.result() if aliases else set(),
                 served.result() if served else None,
                 proxy.release,

@@ -10,14 +10,19 @@ script as a subprocess, as a user does, and reports:
 
       pages(x) = max(1, ceil(x / 100))        (one page even when there is nothing: it says so)
       minimum  = pages(users on the proxy)                 /user/list
-               + 3 where the run writes                    its lease: /team/new, /team/list, /team/delete
-                                                           (the lease's /team/list is the run's listing of teams)
-               + 1 where a run that only reads needs teams /team/list: list_user.py with team_name or --team
-               + pages(keys on the proxy)                  /key/list, where key names are checked (add), or
-                                                           the keys of the users a run deletes that are not
-                                                           all team keys (the team listing shows those), for
-                                                           its undo file (keys_lost), where one listing is
-               + 1 per such deleted user                   fewer than /key/list?user_id=..., one per user
+               + 3 where the run writes                    its lease: /team/new, a listing of leases (from 1.74
+                                                           /v2/team/list?team_alias=..., one page; before,
+                                                           /team/list, every team), /team/delete
+               + where the run needs teams (add, sync, list_user.py with team_name or --team, del for
+                 its undo file):
+                   1.74 and later:  pages(teams)           /v2/team/list, without keys
+                   before:          1                      /team/list
+               + pages(keys on the proxy)                  /key/list, where key names are checked (add)
+               + for each set of users whose keys a run needs (sync: the users leaving a team, for
+                 the plan; then the users it deletes, blocks or reinstates; del: those it deletes or
+                 blocks, for the undo file and the blocks):
+                   pages(keys on the proxy)                one listing of every key, where that is fewer
+                   or 1 per user with keys                 than /key/list?user_id=..., one per user
                + users created:
                    1.108 and later: ceil(created / 500)    /management/v1/users/bulk (key, alias, team in the row)
                    before:          1 per user created     /user/new (joins its one team and gets its key)
@@ -118,8 +123,10 @@ def minimum_requests(
     *,
     release: str = "1.108.7",
     writes: bool = False,
-    teams: bool = False,
-    keys: int | None = None,
+    teams: int | None = None,
+    keys: int = 0,
+    listed_keys: bool = False,
+    key_owners: Iterable[int] = (),
     key_lookups: int = 0,
     created: int = 0,
     role_changes: int = 0,
@@ -128,31 +135,36 @@ def minimum_requests(
     deleted: int = 0,
 ) -> Counter[str]:
     """The fewest requests, by endpoint, that the API allows for a run (the formula above).
-    writes: the run takes the proxy's lease (its listing of teams is the run's); keys: how many
-    keys the proxy holds, where they are all listed; key_lookups: users whose keys are listed one
-    by one; role_changes: users updated; joins: new members per team."""
+    writes: the run takes the proxy's lease; teams: how many teams the proxy holds, where the run
+    lists them (None: it does not); keys: how many keys the proxy holds; listed_keys: all of them
+    are listed (add's key names); key_owners: for each set of users whose keys the run needs, how
+    many of them have keys; key_lookups: other /key/list?user_id=... requests; role_changes:
+    users updated; joins: new members per team."""
     able = Release(tuple(int(part) for part in release.split(".")))
-    need = {
-        "/user/list": pages(users),
-        "/team/list": int(teams or writes),
-        "/team/new": int(writes),
-        "/team/delete": int(writes),
-        "/key/list": (pages(keys) if keys is not None else 0) + key_lookups,
-        "/team/member_add": sum(math.ceil(count / PAGE) for count in joins),
-        "/team/member_delete": leaves,
-        "/user/info": 0 if able.lists_max_parallel_requests else deleted,
-    }
-    if able.bulk_users:
-        need |= {
-            "/management/v1/users/bulk": math.ceil(created / BULK),
-            "/management/v1/users/bulk_delete": math.ceil(deleted / BULK),
+    key_listings = [pages(keys) if owners > keys / PAGE else owners for owners in key_owners]
+    need = Counter(
+        {
+            "/user/list": pages(users),
+            "/team/new": int(writes),
+            "/team/delete": int(writes),
+            "/key/list": pages(keys) * listed_keys + sum(key_listings) + key_lookups,
+            "/team/member_add": sum(math.ceil(count / PAGE) for count in joins),
+            "/team/member_delete": leaves,
+            "/user/info": 0 if able.lists_max_parallel_requests else deleted,
         }
+    )
+    if able.pages_teams:
+        need["/v2/team/list"] += int(writes) + (pages(teams) if teams is not None else 0)
     else:
-        need |= {"/user/new": created, "/user/delete": math.ceil(deleted / PAGE)}
-    need |= (
-        {"/user/bulk_update": math.ceil(role_changes / BULK)}
-        if able.bulk_user_update
-        else {"/user/update": role_changes}
+        need["/team/list"] += int(writes) + (teams is not None)
+    if able.bulk_users:
+        need["/management/v1/users/bulk"] += math.ceil(created / BULK)
+        need["/management/v1/users/bulk_delete"] += math.ceil(deleted / BULK)
+    else:
+        need["/user/new"] += created
+        need["/user/delete"] += math.ceil(deleted / PAGE)
+    need["/user/bulk_update" if able.bulk_user_update else "/user/update"] += (
+        math.ceil(role_changes / BULK) if able.bulk_user_update else role_changes
     )
     return Counter({path: count for path, count in need.items() if count})
 
@@ -195,7 +207,15 @@ def add_case(standin: StandIn, n: int, workdir: Path) -> Case:
     pick = random.Random(n)
     rows = (f"new{i}@example.com,internal_user,{team(pick.randrange(TEAMS))},key-new{i}" for i in range(n))
     write_csv(workdir / "add.csv", "email,role,team_name,key_name", rows)
-    need = minimum_requests(len(standin.users), release=standin.release, writes=True, keys=len(standin.keys), created=n)
+    need = minimum_requests(
+        len(standin.users),
+        release=standin.release,
+        writes=True,
+        teams=len(standin.teams) + 1,  # with the run's lease
+        keys=len(standin.keys),
+        listed_keys=True,
+        created=n,
+    )
     return Case("add_user.py", ["--csv-file", "add.csv"], need)
 
 
@@ -205,16 +225,24 @@ def list_case(standin: StandIn, n: int, workdir: Path) -> Case:  # noqa: ARG001 
 
 
 def del_case(standin: StandIn, n: int, workdir: Path) -> Case:
-    """The N seeded users; their keys, for the undo file, are the team keys the team listing shows."""
+    """The N seeded users, each with one key (listed for the undo file)."""
     write_csv(workdir / "del.csv", "email", (email(i) for i in range(n)))
-    need = minimum_requests(len(standin.users), release=standin.release, writes=True, deleted=n)
+    need = minimum_requests(
+        len(standin.users),
+        release=standin.release,
+        writes=True,
+        teams=len(standin.teams) + 1,
+        keys=len(standin.keys),
+        key_owners=[n],
+        deleted=n,
+    )
     return Case("del_user.py", ["--csv-file", "del.csv"], need)
 
 
 def sync_case(standin: StandIn, n: int, workdir: Path, *, drift: float = 0.01, dry_run: bool = False) -> Case:
     """The seeded users with `drift` of them changed: a third added, a third updated (role or
-    team, in turn), a third deleted (left out of the file: their keys, for the undo file, are
-    the team keys the team listing shows)."""
+    team, in turn), a third deleted (left out of the file). Each has one key: the plan looks up
+    the keys of the users who change team, the run those of the users it deletes."""
     changes = round(n * drift)
     adds = deletes = changes // 3
     pick = random.Random(n)
@@ -227,13 +255,22 @@ def sync_case(standin: StandIn, n: int, workdir: Path, *, drift: float = 0.01, d
     added = [f"new{i}@example.com,internal_user,{team(pick.randrange(TEAMS))}" for i in range(adds)]
     write_csv(workdir / "sync.csv", "email,role,team_name", [*rows.values(), *added])
     if dry_run:
-        need = minimum_requests(len(standin.users), release=standin.release, teams=True)
+        need = minimum_requests(
+            len(standin.users),
+            release=standin.release,
+            teams=len(standin.teams),
+            keys=len(standin.keys),
+            key_owners=[len(moved)],
+        )
         return Case("sync_user.py", ["--csv-file", "sync.csv", "--dry-run"], need)
     need = minimum_requests(
         len(standin.users),
         release=standin.release,
         writes=True,
-        key_lookups=len(moved),  # each left a team holding one of its keys
+        teams=len(standin.teams) + 1,
+        keys=len(standin.keys),
+        key_owners=[len(moved), deletes],
+        key_lookups=len(moved),  # each left a team holding one of its keys: was it deleted with it?
         created=adds,
         role_changes=len(promoted),
         joins=Counter(team(i + 1) for i in moved).values(),

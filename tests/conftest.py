@@ -227,3 +227,11 @@ def endpoint(proxy: Proxy, kind: str) -> str:
 
 def bulk(proxy: Proxy) -> bool:
     return proxy.standin is not None and proxy.standin.release == "1.108.7"
+
+
+def team_listings(release: str, *, teams: int = 1) -> dict[str, int]:
+    """A writing run's requests for teams: its lease's look for other leases, and the listing of
+    `teams` teams (from 1.74 /v2/team/list, 100 a page; before, /team/list, every team at once)."""
+    if release == "1.65.8":
+        return {"/team/list": 2}
+    return {"/v2/team/list": 1 + max(1, -(-teams // 100))}

@@ -1346,16 +1346,22 @@ def team_list(proxy: StandIn, query: dict[str, str]) -> Any:
 
 
 def team_list_v2(proxy: StandIn, query: dict[str, str]) -> Any:
-    """/v2/team/list: team_alias is a case-insensitive substring; pages of 10 by default."""
+    """/v2/team/list: team_alias is a case-insensitive substring; pages of 10 by default; newest
+    first unless sort_by names team_id, team_alias or created_at (others are ignored)."""
     page = _int_param(query, "page", 1, low=1)
     size = _int_param(query, "page_size", 10, low=1, high=100)
     alias = (query.get("team_alias") or "").lower()
+    sort_by = query.get("sort_by")
     with proxy.lock:
         teams = [
             proxy.team_row(t)
             for t in proxy.teams.values()
             if alias in (t["team_alias"] or "").lower() and query.get("team_id") in (None, "", t["team_id"])
         ]
+    if sort_by in ("team_id", "team_alias", "created_at"):
+        teams.sort(key=lambda t: t.get(sort_by) or "", reverse=query.get("sort_order", "asc").lower() == "desc")
+    else:
+        teams.reverse()  # created_at desc: the dict holds teams in the order they were made
     return {
         "teams": teams[(page - 1) * size : page * size],
         "total": len(teams),

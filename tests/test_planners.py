@@ -30,7 +30,7 @@ from common.snapshot import Snapshot
 from common.user_record import ALL_MODELS, CLEARED, OFFBOARDED_AT
 from del_user import Plan as DelPlan
 from del_user import plan_deletions
-from litellm_client import ROLES, Team, User
+from litellm_client import ROLES, Key, Team, User
 from sync_user import (
     ADDED,
     BLOCKED,
@@ -117,8 +117,7 @@ def proxy_teams(draw: st.DrawFn, user_ids: Sequence[str]) -> list[Team]:
     teams = []
     for i in range(draw(st.integers(0, 4))):
         members = frozenset(draw(st.lists(st.sampled_from(user_ids), unique=True)) if user_ids else ())
-        keys = {member: ("team-key",) for member in members if draw(st.booleans())}
-        teams.append(Team(f"t-{i}", draw(st.sampled_from(ALIASES)), members, keys))
+        teams.append(Team(f"t-{i}", draw(st.sampled_from(ALIASES)), members))
     return teams
 
 
@@ -348,7 +347,7 @@ def apply_additions(plan: AddPlan, snapshot: Snapshot) -> Snapshot:
     users = {user.user_id: user for user in snapshot.users}
     rosters = {team.team_id: set(team.member_ids) for team in snapshot.teams}
     new_teams = {name: f"new-team-{n}" for n, name in enumerate(plan.new_teams)}
-    teams = list(snapshot.teams) + [Team(team_id, name, frozenset(), {}) for name, team_id in new_teams.items()]
+    teams = list(snapshot.teams) + [Team(team_id, name, frozenset()) for name, team_id in new_teams.items()]
     rosters |= {team_id: set() for team_id in new_teams.values()}
     aliases = set(snapshot.key_aliases)
     for n, add in enumerate(plan.additions):
@@ -580,7 +579,7 @@ def test_every_team_label_reads_back_as_its_team(teams: list[tuple[str | None, b
     """A team is written by its alias where that reads back as the team, else by its id. The one
     name that cannot read back: an id that another team has as its alias (LiteLLM allows it); that
     is refused as ambiguous, never taken for the other team."""
-    snapshot = Snapshot([], [Team(f"t-{i}", alias, frozenset(), {}) for i, (alias, _) in enumerate(teams)])
+    snapshot = Snapshot([], [Team(f"t-{i}", alias, frozenset()) for i, (alias, _) in enumerate(teams)])
     shadowed = set()
     for team in snapshot.teams:
         label = snapshot.team_label(team.team_id)
@@ -602,14 +601,14 @@ def test_every_team_label_reads_back_as_its_team(teams: list[tuple[str | None, b
     [("eng", "eng"), ("a;b", "t-1"), (" eng", "t-1"), ("eng ", "t-1"), ("none", "t-1"), ("None", "t-1"), (None, "t-1")],
 )
 def test_an_alias_that_would_not_read_back_is_written_by_its_id(alias: str | None, written: str) -> None:
-    snapshot = Snapshot([], [Team("t-1", alias, frozenset(), {}), Team("t-2", "ops", frozenset(), {})])
+    snapshot = Snapshot([], [Team("t-1", alias, frozenset()), Team("t-2", "ops", frozenset())])
     assert snapshot.team_label("t-1") == written
     assert snapshot.find_team(written).team_id == "t-1"
     assert user_record.team_names(snapshot.team_cell(["t-2", "t-1"])) == sorted([written, "ops"])
 
 
 def test_a_shared_alias_is_written_by_id_and_as_a_name_is_ambiguous() -> None:
-    snapshot = Snapshot([], [Team("t-1", "eng", frozenset(), {}), Team("t-2", "eng", frozenset(), {})])
+    snapshot = Snapshot([], [Team("t-1", "eng", frozenset()), Team("t-2", "eng", frozenset())])
     assert (snapshot.team_label("t-1"), snapshot.team_label("t-2")) == ("t-1", "t-2")
     assert snapshot.find_team("t-2").team_id == "t-2"
     with pytest.raises(ValueError, match="team alias 'eng' is ambiguous: 2 teams have it"):
@@ -621,9 +620,10 @@ def test_none_in_team_name_means_no_team(cell: str) -> None:
     assert user_record.team_names(cell) == []
     assert user_record.team_names("") is None  # empty: leave the teams alone
     ann = User("u-ann", "ann@example.com", "internal_user", (), 1)
-    teams = [Team("t-1", "eng", frozenset({"u-ann"}), {"u-ann": ("k",)}), Team("t-2", "ops", frozenset({"u-ann"}), {})]
+    teams = [Team("t-1", "eng", frozenset({"u-ann"})), Team("t-2", "ops", frozenset({"u-ann"}))]
     snapshot = Snapshot([ann], teams)
     sync = plan_sync([Row(2, {"email": "ann@example.com", "team_name": cell})], snapshot, SyncOptions(now=NOW))
+    sync.count_team_keys({"u-ann": [Key("hash-1", "k", "t-1", False), Key("hash-2", "own", None, False)]})
     (change,) = sync[UPDATED]
     assert (change.teams, change.joins, change.leaves, change.keys_lost) == ((), (), ("t-1", "t-2"), 1)
     add = plan_additions(
