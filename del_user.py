@@ -20,7 +20,7 @@ from common.removal import BLOCK, DELETE, PURGE, Removal
 from common.results import Report, plural
 from common.runner import Interrupted, Runner
 from common.snapshot import Snapshot
-from litellm_client import Key, LiteLLMClient, ProxyError, User, chunks
+from litellm_client import PAGE_SIZE, Key, LiteLLMClient, ProxyError, User, chunks
 
 COLUMNS = ("email", "user_id")
 RESULT_COLUMNS = ("email", "user_id", "status", "keys_deleted", "keys_blocked", "detail")
@@ -225,7 +225,10 @@ def main(argv: list[str] | None = None) -> int:
         settings.connect(read_only=args.dry_run) as proxy,
         lease.hold(proxy, "del_user.py", writes=not args.dry_run and bool(rows)) as held,
     ):
-        snapshot = Snapshot.load(proxy, teams=bool(held))  # the undo file names each user's teams
+        # the undo file names each user's teams and keys: a file of a page of users or more has
+        # every key listed beside the users, where that takes no more requests than it has rows
+        many = bool(held) and len(rows) >= PAGE_SIZE
+        snapshot = Snapshot.load(proxy, teams=bool(held), keys_within=len(rows) if many else 0)
         now = datetime.now(timezone.utc)
         plan = plan_deletions(
             rows, snapshot, all_matches=args.all_matches, block=args.block, purge_after=args.purge_after, now=now
@@ -234,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             print(plan.describe(args.csv_file))
             return Exit.ROW_FAILED if plan.failures else Exit.OK
-        keys = proxy.keys_of([r.user for r in plan.removals], keys_on_proxy=snapshot.key_count)
+        keys = snapshot.keys_of(proxy, [r.user for r in plan.removals])
         undo = None
         if plan.removals:
             lost = {

@@ -1069,13 +1069,26 @@ class LiteLLMClient:
             found = pool.map(lambda user: self.user_keys(user.user_id), owners)
             return dict(zip([user.user_id for user in owners], found, strict=True))
 
-    def _keys(self, params: dict[str, str]) -> Iterator[dict[str, Any]]:
-        def fetch(page: int) -> dict[str, Any]:
-            query = {**params, "return_full_object": "true", "page": page, "size": PAGE_SIZE}
-            return dict(self._call("GET", "/key/list", params=query, shape=lambda a: _shape(a, dict, "keys")))
+    def keys_by_owner(self, *, most_pages: int) -> dict[str, list[Key]] | None:
+        """Every key on the proxy, by owner, where listing them takes at most most_pages requests;
+        None where it would take more (the first page says how many)."""
+        first = self._key_page({}, 1)
+        if int(first.get("total_pages") or 0) > most_pages:
+            return None
+        by_owner: dict[str, list[Key]] = defaultdict(list)
+        for item in self._keys({}, first):
+            if item.get("user_id"):
+                by_owner[str(item["user_id"])].append(_key(item))
+        return by_owner
 
-        first = fetch(1)
-        for answer in _pages(fetch, first, int(first.get("total_pages") or 0), self.workers):
+    def _key_page(self, params: dict[str, str], page: int) -> dict[str, Any]:
+        query = {**params, "return_full_object": "true", "page": page, "size": PAGE_SIZE}
+        return dict(self._call("GET", "/key/list", params=query, shape=lambda a: _shape(a, dict, "keys")))
+
+    def _keys(self, params: dict[str, str], first: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        first = first or self._key_page(params, 1)
+        pages = _pages(lambda n: self._key_page(params, n), first, int(first.get("total_pages") or 0), self.workers)
+        for answer in pages:
             yield from (item for item in answer["keys"] or () if isinstance(item, dict))
 
     def generate_key(

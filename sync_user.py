@@ -618,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
         journal = Journal(args.output_dir, "user_sync")
         plan = plan_sync(rows, snapshot, opts, journal.leftovers)
         csv_input.stop_if_strict(args.strict, args.csv_file, [(row, reason) for row, reason, _ in plan.failures])
-        keys = proxy.keys_of([c.user for c in plan.leaving() if c.user], keys_on_proxy=snapshot.key_count)
+        keys = snapshot.keys_of(proxy, [c.user for c in plan.leaving() if c.user])
         plan.count_team_keys(keys)
         print(plan.describe(snapshot), flush=True)
         limit, why = delete_limit(args.max_delete, plan.managed)
@@ -634,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
             return Exit.ROW_FAILED if plan.failures else Exit.OK
         touched = [c for action in (UPDATED, REINSTATED, BLOCKED, DELETED) for c in plan[action]]
         unlisted = [c.user for c in touched if c.user and c.action != UPDATED and c.user_id not in keys]
-        keys |= proxy.keys_of(unlisted, keys_on_proxy=snapshot.key_count)
+        keys |= snapshot.keys_of(proxy, unlisted)
         undo = None
         if touched:
             lost = {c.user_id: _keys_lost(c, keys) for c in touched}

@@ -3,13 +3,13 @@ and the models the proxy serves. Planners work on this snapshot; no planner make
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from common.lease import is_lease
 from common.user_record import CLEAR, email_key
-from litellm_client import LiteLLMClient, Release, Team, User
+from litellm_client import Key, LiteLLMClient, Release, Team, User
 
 
 @dataclass
@@ -20,6 +20,7 @@ class Snapshot:
     models: frozenset[str] | None = None  # None: not read (no models cell in the file)
     release: Release | None = None  # what the proxy's release can do; None: no release to plan for
     detailed: set[str] = field(default_factory=set)  # users read one by one (/user/info) for what the listing lacks
+    keys: dict[str, list[Key]] | None = None  # every key by owner; None: not listed
     users_by_email: dict[str, list[User]] = field(init=False)
     users_by_id: dict[str, User] = field(init=False)
     teams_by_alias: dict[str, list[Team]] = field(init=False)
@@ -52,20 +53,31 @@ class Snapshot:
         teams: bool = True,
         key_aliases: bool = False,
         models: bool = False,
+        keys_within: int = 0,
     ) -> Snapshot:
-        """Users page by page while teams, key aliases and models are read beside them."""
-        with ThreadPoolExecutor(3) as pool:
+        """Users page by page while teams, key aliases, models and, where listing them takes at
+        most keys_within requests, every key are read beside them."""
+        with ThreadPoolExecutor(4) as pool:
             team_list = pool.submit(proxy.teams) if teams else None
             aliases = pool.submit(proxy.key_aliases) if key_aliases else None
             served = pool.submit(proxy.models) if models else None
+            every_key = pool.submit(proxy.keys_by_owner, most_pages=keys_within) if keys_within else None
             users = list(proxy.users())
-            return cls(
+            snapshot = cls(
                 users,
                 team_list.result() if team_list else [],
                 aliases.result() if aliases else set(),
                 served.result() if served else None,
                 proxy.release,
             )
+            snapshot.keys = every_key.result() if every_key else None
+            return snapshot
+
+    def keys_of(self, proxy: LiteLLMClient, users: Sequence[User]) -> dict[str, list[Key]]:
+        """These users' keys, by user_id: from the listing of every key where the snapshot has it."""
+        if self.keys is not None:
+            return {user.user_id: self.keys[user.user_id] for user in users if user.user_id in self.keys}
+        return proxy.keys_of(users, keys_on_proxy=self.key_count)
 
     def knows(self, user: User, column: str) -> bool:
         """Whether the snapshot holds this user's value of a column: before 1.108 the listing

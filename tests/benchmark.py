@@ -22,7 +22,10 @@ script as a subprocess, as a user does, and reports:
                  the plan; then the users it deletes, blocks or reinstates; del: those it deletes or
                  blocks, for the undo file and the blocks):
                    pages(keys on the proxy)                one listing of every key, where that is fewer
-                   or 1 per user with keys                 than /key/list?user_id=..., one per user
+                   or 1 per user with keys                 than /key/list?user_id=..., one per user (del with
+                                                           100 rows or more reads the listing beside the users
+                                                           when it takes no more requests than the file has
+                                                           rows; otherwise its first page and one per user)
                + users created:
                    1.108 and later: ceil(created / 500)    /management/v1/users/bulk (key, alias, team in the row)
                    before:          1 per user created     /user/new (joins its one team and gets its key)
@@ -434,8 +437,9 @@ OLD_ROLE, NEW_ROLE = "internal_user", "internal_user_viewer"
 SEED_BUDGET = 10.0
 SCRIPT, MINIMAL = "script", "minimal client"
 BULK_CREATE, BULK_DELETE = "/management/v1/users/bulk", "/management/v1/users/bulk_delete"
-DEBUG_LINE = re.compile(
-    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) DEBUG litellm_client: (GET|POST) (/[^?\s]*)\S* -> (\d+) in (\d+) ms"
+DEBUG_LINE = re.compile(  # the query may hold spaces: the lease's look-up by alias
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) DEBUG litellm_client: "
+    r"(GET|POST) (/[^?\s]*)(?:\?.*?)? -> (\d+) in (\d+) ms"
 )
 
 

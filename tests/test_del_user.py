@@ -173,6 +173,49 @@ def test_the_undo_file_names_every_key_of_a_few_deleted_users_looked_up_one_by_o
     assert len(proxy.user_emails()) == 300
 
 
+def test_a_file_of_many_users_has_every_key_listed_beside_the_users_for_its_undo_file(
+    standin: Proxy, tmp_path: Path
+) -> None:
+    proxy = standin.standin
+    team = proxy.seed_team("eng")
+    for n in range(120):
+        user_id = proxy.seed_user(f"u{n}@example.com", teams=(team,))
+        with proxy.lock:
+            proxy._insert_key(user_id, team, f"team-key-{n}")
+            if n == 0:
+                proxy._insert_key(user_id, None, "own-key-0")
+    proxy.seed_user("stays@example.com", keys=1)
+    write_csv(tmp_path / "user_dellist.csv", "email\n" + "".join(f"u{n}@example.com\n" for n in range(120)))
+
+    run = run_script("del_user.py", "--quiet", proxy=standin, cwd=tmp_path)
+
+    assert run.code == 0, run.output
+    lost = {row["email"]: sorted(row["keys_lost"].split(";")) for row in run.rows("user_del_undo.csv")}
+    assert lost == {
+        f"u{n}@example.com": ["own-key-0", "team-key-0"] if n == 0 else [f"team-key-{n}"] for n in range(120)
+    }
+    assert proxy.count("/key/list") == 2  # 122 keys, 100 a page, read beside the users
+    assert proxy.user_emails() == ["stays@example.com"]
+
+
+def test_where_every_key_takes_more_requests_than_the_file_has_rows_each_users_keys_are_looked_up(
+    standin: Proxy, tmp_path: Path
+) -> None:
+    proxy = standin.standin
+    for n in range(100):
+        proxy.seed_user(f"u{n}@example.com", keys=1)
+    for n in range(10_100):
+        proxy.seed_user(f"other{n}@example.com", keys=1)
+    write_csv(tmp_path / "user_dellist.csv", "email\n" + "".join(f"u{n}@example.com\n" for n in range(100)))
+
+    run = run_script("del_user.py", "--quiet", proxy=standin, cwd=tmp_path)
+
+    assert run.code == 0, run.output
+    assert all(row["keys_lost"] for row in run.rows("user_del_undo.csv"))
+    assert proxy.count("/key/list") == 1 + 100  # the first page says 102 pages: one request per user instead
+    assert len(proxy.user_emails()) == 10_100
+
+
 def _all(proxy: Proxy) -> list[User]:
     with proxy.client() as client:
         return list(client.users(email_contains=proxy.tag))
