@@ -17,6 +17,7 @@ import email.utils
 import itertools
 import json
 import logging
+import math
 import random
 import re
 import sys
@@ -1059,19 +1060,15 @@ class LiteLLMClient:
         (about keys_on_proxy of them) where that takes fewer requests."""
         owners = [user for user in users if user.key_count]
         if len(owners) > keys_on_proxy / PAGE_SIZE:
-            wanted = {user.user_id for user in owners}
-            listed: dict[str, list[Key]] = defaultdict(list)
-            for item in self._keys({}):
-                if item.get("user_id") in wanted:
-                    listed[str(item["user_id"])].append(_key(item))
-            return listed
+            every = self.keys_by_owner() or {}
+            return {user.user_id: every[user.user_id] for user in owners if user.user_id in every}
         with ThreadPoolExecutor(self.workers, thread_name_prefix="keys") as pool:
             found = pool.map(lambda user: self.user_keys(user.user_id), owners)
             return dict(zip([user.user_id for user in owners], found, strict=True))
 
-    def keys_by_owner(self, *, most_pages: int) -> dict[str, list[Key]] | None:
-        """Every key on the proxy, by owner, where listing them takes at most most_pages requests;
-        None where it would take more (the first page says how many)."""
+    def keys_by_owner(self, *, most_pages: float = math.inf) -> dict[str, list[Key]] | None:
+        """Every key on the proxy, by owner; None where listing them would take more than
+        most_pages requests (the first page says how many)."""
         first = self._key_page({}, 1)
         if int(first.get("total_pages") or 0) > most_pages:
             return None

@@ -100,16 +100,13 @@ class Lease:
 
     def take(self) -> None:
         self.proxy.create_team(LEASE_ALIAS, team_id=self.team_id, metadata=self._stamp())
-        leases = self.proxy.teams(alias=LEASE_ALIAS)
-        now = self.proxy.proxy_time()
-        others = [team for team in leases if is_lease(team) and team.team_id != self.team_id]
-        live = [team for team in others if not self._dead(team, now)]
-        for team in others:
-            if team not in live:
-                log.warning("removing the lease of a run that died: %s", team.metadata)
-                self.proxy.delete_team(team.team_id)
+        try:
+            live = self._live_others()
+        except BaseException:  # a lease nobody checked would stop every other run for its TTL
+            self.give_back()
+            raise
         if live:
-            self.proxy.delete_team(self.team_id)
+            self.give_back()
             holder = live[0].metadata
             raise SafetyStop(
                 f"ERROR: another run is applying changes to this proxy ({holder.get('script', '?')} by "
@@ -118,6 +115,18 @@ class Lease:
                 f"The lease of a run that died expires {TTL_SECONDS // 60} minutes after its last renewal."
             )
         self._renewer.start()
+
+    def _live_others(self) -> list[Team]:
+        """The leases of other runs that are alive; those of runs that died are removed."""
+        leases = self.proxy.teams(alias=LEASE_ALIAS)
+        now = self.proxy.proxy_time()
+        others = [team for team in leases if is_lease(team) and team.team_id != self.team_id]
+        live = [team for team in others if not self._dead(team, now)]
+        for team in others:
+            if team not in live:
+                log.warning("removing the lease of a run that died: %s", team.metadata)
+                self.proxy.delete_team(team.team_id)
+        return live
 
     def _dead(self, team: Team, now: datetime | None) -> bool:
         """A lease whose run is gone: on this machine, its process is not running; anywhere, the

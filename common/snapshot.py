@@ -63,15 +63,14 @@ class Snapshot:
             served = pool.submit(proxy.models) if models else None
             every_key = pool.submit(proxy.keys_by_owner, most_pages=keys_within) if keys_within else None
             users = list(proxy.users())
-            snapshot = cls(
+            return cls(
                 users,
                 team_list.result() if team_list else [],
                 aliases.result() if aliases else set(),
                 served.result() if served else None,
                 proxy.release,
+                keys=every_key.result() if every_key else None,
             )
-            snapshot.keys = every_key.result() if every_key else None
-            return snapshot
 
     def keys_of(self, proxy: LiteLLMClient, users: Sequence[User]) -> dict[str, list[Key]]:
         """These users' keys, by user_id: from the listing of every key where the snapshot has it."""

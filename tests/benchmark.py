@@ -175,6 +175,15 @@ def minimum_requests(
 # -- the proxy's state and each script's work ------------------------------------------------
 
 
+def minimum_on(standin: StandIn, *, writes: bool = False, lists_teams: bool = True, **work: Any) -> Counter[str]:
+    """The minimum for a run on this stand-in as it is now: its users, teams (with the lease a
+    writing run adds) and keys, and the release it answers as."""
+    teams = len(standin.teams) + writes if lists_teams else None
+    return minimum_requests(
+        len(standin.users), release=standin.release, writes=writes, teams=teams, keys=len(standin.keys), **work
+    )
+
+
 def email(n: int) -> str:
     return f"user{n}@example.com"
 
@@ -210,35 +219,19 @@ def add_case(standin: StandIn, n: int, workdir: Path) -> Case:
     pick = random.Random(n)
     rows = (f"new{i}@example.com,internal_user,{team(pick.randrange(TEAMS))},key-new{i}" for i in range(n))
     write_csv(workdir / "add.csv", "email,role,team_name,key_name", rows)
-    need = minimum_requests(
-        len(standin.users),
-        release=standin.release,
-        writes=True,
-        teams=len(standin.teams) + 1,  # with the run's lease
-        keys=len(standin.keys),
-        listed_keys=True,
-        created=n,
-    )
+    need = minimum_on(standin, writes=True, listed_keys=True, created=n)
     return Case("add_user.py", ["--csv-file", "add.csv"], need)
 
 
 def list_case(standin: StandIn, n: int, workdir: Path) -> Case:  # noqa: ARG001 (one signature for all cases)
     """Every user, default columns and format: team ids, no team names, so no need for /team/list."""
-    return Case("list_user.py", [], minimum_requests(len(standin.users), release=standin.release))
+    return Case("list_user.py", [], minimum_on(standin, lists_teams=False))
 
 
 def del_case(standin: StandIn, n: int, workdir: Path) -> Case:
     """The N seeded users, each with one key (listed for the undo file)."""
     write_csv(workdir / "del.csv", "email", (email(i) for i in range(n)))
-    need = minimum_requests(
-        len(standin.users),
-        release=standin.release,
-        writes=True,
-        teams=len(standin.teams) + 1,
-        keys=len(standin.keys),
-        key_owners=[n],
-        deleted=n,
-    )
+    need = minimum_on(standin, writes=True, key_owners=[n], deleted=n)
     return Case("del_user.py", ["--csv-file", "del.csv"], need)
 
 
@@ -258,20 +251,11 @@ def sync_case(standin: StandIn, n: int, workdir: Path, *, drift: float = 0.01, d
     added = [f"new{i}@example.com,internal_user,{team(pick.randrange(TEAMS))}" for i in range(adds)]
     write_csv(workdir / "sync.csv", "email,role,team_name", [*rows.values(), *added])
     if dry_run:
-        need = minimum_requests(
-            len(standin.users),
-            release=standin.release,
-            teams=len(standin.teams),
-            keys=len(standin.keys),
-            key_owners=[len(moved)],
-        )
+        need = minimum_on(standin, key_owners=[len(moved)])
         return Case("sync_user.py", ["--csv-file", "sync.csv", "--dry-run"], need)
-    need = minimum_requests(
-        len(standin.users),
-        release=standin.release,
+    need = minimum_on(
+        standin,
         writes=True,
-        teams=len(standin.teams) + 1,
-        keys=len(standin.keys),
         key_owners=[len(moved), deletes],
         key_lookups=len(moved),  # each left a team holding one of its keys: was it deleted with it?
         created=adds,

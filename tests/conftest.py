@@ -23,6 +23,7 @@ import pytest
 import requests
 
 from litellm_client import LiteLLMClient, NewUser, NewUserSpec, User
+from tests.benchmark import minimum_requests
 from tests.standin import StandIn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -231,7 +232,6 @@ def bulk(proxy: Proxy) -> bool:
 
 def team_listings(release: str, *, teams: int = 1) -> dict[str, int]:
     """A writing run's requests for teams: its lease's look for other leases, and the listing of
-    `teams` teams (from 1.74 /v2/team/list, 100 a page; before, /team/list, every team at once)."""
-    if release == "1.65.8":
-        return {"/team/list": 2}
-    return {"/v2/team/list": 1 + max(1, -(-teams // 100))}
+    `teams` teams (as tests/benchmark.py counts them)."""
+    need = minimum_requests(0, release=release, writes=True, teams=teams)
+    return {path: count for path, count in need.items() if "team/list" in path}

@@ -186,6 +186,7 @@ def test_a_file_of_many_users_has_every_key_listed_beside_the_users_for_its_undo
                 proxy._insert_key(user_id, None, "own-key-0")
     proxy.seed_user("stays@example.com", keys=1)
     write_csv(tmp_path / "user_dellist.csv", "email\n" + "".join(f"u{n}@example.com\n" for n in range(120)))
+    proxy.fail("/user/list", "delay_before", seconds=0.5, times=2)  # both pages of users: slow
 
     run = run_script("del_user.py", "--quiet", proxy=standin, cwd=tmp_path)
 
@@ -194,7 +195,10 @@ def test_a_file_of_many_users_has_every_key_listed_beside_the_users_for_its_undo
     assert lost == {
         f"u{n}@example.com": ["own-key-0", "team-key-0"] if n == 0 else [f"team-key-{n}"] for n in range(120)
     }
-    assert proxy.count("/key/list") == 2  # 122 keys, 100 a page, read beside the users
+    assert proxy.count("/key/list") == 2  # 122 keys, 100 a page...
+    answered = [path for _, path, _ in proxy.log]
+    last_page_of_users = len(answered) - 1 - answered[::-1].index("/user/list")
+    assert "/key/list" not in answered[last_page_of_users:]  # ...read beside the users, not after them
     assert proxy.user_emails() == ["stays@example.com"]
 
 

@@ -330,3 +330,50 @@ def test_tls_is_verified_unless_switched_off_explicitly(tmp_path: Path) -> None:
     assert "a@example.com" in insecure.stdout
     assert bundle.code == 0
     assert "WARNING" not in bundle.stderr
+
+
+LEASE_CHECK_INPUTS = {
+    "add_user.py": ("user_addlist.csv", "email,role\nnew@example.com,internal_user\n"),
+    "del_user.py": ("user_dellist.csv", "email,user_id\nu0@example.com,\n"),
+    "sync_user.py": ("user_list.csv", "email,role\nu0@example.com,proxy_admin\n"),
+}
+
+
+@pytest.mark.parametrize("script", list(LEASE_CHECK_INPUTS))
+def test_a_failed_look_for_other_leases_gives_this_runs_lease_back(standin: Proxy, tmp_path: Path, script: str) -> None:
+    """The lease is made first, then other leases are looked for: when that look fails, the
+    lease just made is deleted again, or it would stop every other run for its time to live."""
+    standin.standin.seed_user("u0@example.com")
+    name, text = LEASE_CHECK_INPUTS[script]
+    write_csv(tmp_path / name, text)
+    standin.standin.fail("/v2/team/list", status=500, times=20)
+
+    run = run_script(script, proxy=standin, cwd=tmp_path)
+
+    assert run.code == 3, run.output
+    assert "Nothing was changed" in run.stderr
+    assert standin.standin.count("/team/new") == 1
+    assert standin.standin.teams == {}  # the lease is gone
+    assert standin.standin.user_emails() == ["u0@example.com"]
+
+
+@pytest.mark.parametrize("header", ["email", "email,user_id", "user_id"])
+def test_a_failed_listing_of_every_key_stops_a_large_delete_before_any_change(
+    standin: Proxy, tmp_path: Path, header: str
+) -> None:
+    """A file of 100 users or more has every key listed beside the users, for its undo file:
+    when that listing fails, nothing is deleted, whatever columns the file has."""
+    ids = [standin.standin.seed_user(f"u{n}@example.com", keys=1) for n in range(120)]
+    cells = {"email": [f"u{n}@example.com" for n in range(120)], "user_id": ids}
+    lines = [",".join(cells[column][n] for column in header.split(",")) for n in range(120)]
+    write_csv(tmp_path / "user_dellist.csv", header + "\n" + "\n".join(lines) + "\n")
+    standin.standin.fail("/key/list", status=500, times=20)
+
+    run = run_script("del_user.py", proxy=standin, cwd=tmp_path)
+
+    assert run.code == 3, run.output
+    assert "Nothing was changed" in run.stderr
+    assert len(standin.standin.user_emails()) == 120
+    assert not (tmp_path / "user_del_undo.csv").exists()
+    assert standin.standin.teams == {}  # the lease was given back
+    assert standin.master_key not in run.output
