@@ -11,9 +11,10 @@ proxy already running with the same LP_ROOT and ports is used as it is, and left
 running (a later start of a stopped LP_ROOT takes about 30 s; a cold one 1-3 minutes, pip and npm installs included).
 --overlap starts the next release's proxy while the tests run against the current one.
 
-Roots and ports: $TMPDIR/litellm-real-<release>, port 4000 + minor, PostgreSQL 54300 + minor (1.65.8: 4065 and 54365),
-except the two releases .ci/run and start.sh's defaults know by other settings: 1.108.7 ($TMPDIR/litellm-real, 4000,
-54329) and 1.80.7 (4001, 54330). So a proxy started for them, or by an earlier matrix run, is found again.
+Roots and ports: $TMPDIR/litellm-real-<release>, port 4000 + minor, PostgreSQL 15400 + minor (1.65.8: 4065 and 15465),
+except the two releases .ci/run and start.sh's defaults know by other settings: 1.108.7 ($TMPDIR/litellm-real, 4000)
+and 1.80.7 (4001). So a proxy started for them, or by an earlier matrix run, is found again. PostgreSQL's ports stay
+below 32768, outside Linux's ephemeral range, where a client connection in TIME_WAIT can hold the port (.ci/run).
 
 The tests create and delete users on each proxy: never run two test runs against one proxy at once.
 The table (release, the day of the run, the tests' result, the minutes they took) goes to stdout, progress to stderr;
@@ -39,7 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE = re.compile(r"^1\.(\d+)\.\d+(\.post\d+)?$")
-KNOWN = {"1.108.7": ("litellm-real", 4000, 54329), "1.80.7": ("litellm-real-1.80.7", 4001, 54330)}
+KNOWN = {"1.108.7": ("litellm-real", 4000, 15508), "1.80.7": ("litellm-real-1.80.7", 4001, 15480)}
 
 
 def log(message: str) -> None:
@@ -97,7 +98,7 @@ def plan(releases: list[str]) -> list[Proxy]:
             name, port, pgport = KNOWN[release]
         else:
             minor = int(RELEASE.match(release).group(1))  # type: ignore[union-attr]
-            name, port, pgport = f"litellm-real-{release}", 4000 + minor, 54300 + minor
+            name, port, pgport = f"litellm-real-{release}", 4000 + minor, 15400 + minor
             while port in taken or pgport in taken:
                 port, pgport = port + 300, pgport + 300
         taken |= {port, pgport}
