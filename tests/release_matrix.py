@@ -40,7 +40,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE = re.compile(r"^1\.(\d+)\.\d+(\.post\d+)?$")
-KNOWN = {"1.108.7": ("litellm-real", 4000, 15508), "1.80.7": ("litellm-real-1.80.7", 4001, 15480)}
+KNOWN = {"1.108.7": ("litellm-real", 4000), "1.80.7": ("litellm-real-1.80.7", 4001)}
+
+
+def minor(release: str) -> int:
+    return int(RELEASE.match(release).group(1))  # type: ignore[union-attr]
 
 
 def log(message: str) -> None:
@@ -91,14 +95,14 @@ class Proxy:
 def plan(releases: list[str]) -> list[Proxy]:
     """One LP_ROOT and two ports per release, none shared with another release of the list or a KNOWN one."""
     tmp = Path(os.environ.get("TMPDIR") or "/tmp")
-    taken = {port for _, *ports in KNOWN.values() for port in ports}
+    taken = {port for _, port in KNOWN.values()} | {15400 + minor(release) for release in KNOWN}
     proxies = []
     for release in releases:
+        pgport = 15400 + minor(release)
         if release in KNOWN:
-            name, port, pgport = KNOWN[release]
+            name, port = KNOWN[release]
         else:
-            minor = int(RELEASE.match(release).group(1))  # type: ignore[union-attr]
-            name, port, pgport = f"litellm-real-{release}", 4000 + minor, 15400 + minor
+            name, port = f"litellm-real-{release}", 4000 + minor(release)
             while port in taken or pgport in taken:
                 port, pgport = port + 300, pgport + 300
         taken |= {port, pgport}
