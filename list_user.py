@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from common import exits, options, removal, user_record
+from common import options, removal, script, user_record
 from common.csv_input import METADATA_PREFIX
 from common.exits import Exit, UsageError
 from common.results import cell, plural
@@ -240,4 +240,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(exits.run(main))
+    sys.exit(script.run_main(main))

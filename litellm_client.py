@@ -47,6 +47,7 @@ RETRIES = 5
 BACKOFF_MAX = 20.0  # seconds, before jitter
 # what /user/new copies from the user onto the key it creates: a key issued again copies it too
 KEY_COPIES = ("models", "tpm_limit", "rpm_limit", "max_parallel_requests", "metadata")
+SOMETIMES_UNLISTED = ("max_parallel_requests",)  # user fields some releases' listings leave out
 SWEEPS = 3  # readings of a listing that came back short
 RECHECK_DELAYS = (0.0, 1.0, 2.0, 4.0)  # seconds before each look for what a lost create made
 GONE_AFTER = 3  # requests in a row without an answer, across all threads: the proxy is gone
@@ -93,9 +94,13 @@ class ProxyError(Exception):
     def __str__(self) -> str:
         return f"HTTP {self.status}: {self.message}" if self.status else self.message
 
+    # What an error means. Where the status alone does not say, the proxy's message text does:
+    # every match on that text is here, in one block.
+
     @property
     def already_exists(self) -> bool:
-        return self.status == 409 or (self.status == 400 and "already exist" in self.message.lower())
+        """A user (or key alias) that exists already: 409 from 1.81, 400 before."""
+        return self.status == 409 or (self.status == 400 and "already exist" in self._text)
 
     @property
     def not_found(self) -> bool:
@@ -104,6 +109,44 @@ class ProxyError(Exception):
     @property
     def auth_refused(self) -> bool:
         return self.status in (401, 403)
+
+    @property
+    def user_not_found(self) -> bool:
+        """A user that is not there (a bulk row's error, or a 404)."""
+        return self.status == 404 or "not found" in self._text
+
+    @property
+    def already_in_team(self) -> bool:
+        return self.status == 400 and "already in team" in self._text
+
+    @property
+    def not_in_team(self) -> bool:
+        return self.status == 400 and "not found in team" in self._text
+
+    @property
+    def cannot_sort(self) -> bool:
+        """/user/list refused its sort_by (a release that cannot sort by that column)."""
+        return self.status in (400, 422) and "sort" in self._text
+
+    @property
+    def key_hashed_again(self) -> bool:
+        """1.74.15's /key/unblock hashes the hash it is given and finds no such key."""
+        return self.status == 401 and "not found in db" in self._text
+
+    @property
+    def default_user_missing(self) -> bool:
+        """/invitation/new needs a user row for the master key's own user (default_user_id)."""
+        return "litellm_usertable" in self._text
+
+    @property
+    def missing_user_id(self) -> str | None:
+        """The id /user/delete names when it refuses a batch for one unknown user."""
+        match = _MISSING_USER.search(self.message)
+        return match.group(1) if match else None
+
+    @property
+    def _text(self) -> str:
+        return self.message.lower()
 
 
 def error_message(body: object) -> str:
@@ -208,11 +251,6 @@ class Release:
         return self.at_least(1, 80)
 
     @property
-    def lists_max_parallel_requests(self) -> bool:
-        """/user/list rows carry max_parallel_requests (seen on 1.90.7; on 1.80.7 only /user/info shows it)."""
-        return self.at_least(1, 90)
-
-    @property
     def update_clears_with_null(self) -> bool:
         """/user/update applies a null max_budget, budget_duration, tpm_limit or rpm_limit (1.108.7;
         1.90.7 and 1.100.5 clear max_budget only, 1.80.7 none of them)."""
@@ -228,6 +266,27 @@ class Release:
         """A duration in weeks lasts weeks: 1.80.7 resets a 2w budget, and ends a 2w key, the next
         day (1.65.8 and 1.108.7 read weeks; the releases between are taken to be like 1.80.7)."""
         return self.version is not None and (not self.at_least(1, 74) or self.at_least(1, 108))
+
+    # What the planners ask: a change this release cannot make is a row error before any change.
+
+    def update_refusal(self, column: str, *, clearing_with_null: bool = False, zero: bool = False) -> str | None:
+        """Why this release's /user/update cannot make a change to a column, or None."""
+        if clearing_with_null and not self.update_clears_with_null:
+            return f"{column} cannot be cleared on LiteLLM {self.label}: its /user/update ignores null"
+        if column == "user_alias" and not self.update_sets_alias_and_zero:
+            return f"user_alias cannot be changed on LiteLLM {self.label}: its /user/update has no such field"
+        if zero and not self.update_sets_alias_and_zero:
+            return f"{column} cannot be set to 0 on LiteLLM {self.label}: its /user/update ignores 0"
+        return None
+
+    def duration_refusal(self, column: str, text: str) -> str | None:
+        """Why this release would not read a duration as written, or None."""
+        if text.endswith("w") and not self.weekly_durations:
+            return (
+                f"{column} '{text}': LiteLLM {self.label} reads a duration in weeks as one day; write it in days "
+                f"({int(text[:-1]) * 7}d)"
+            )
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +309,7 @@ class User:
     spend: float = 0.0
     created_at: str | None = None
     updated_at: str | None = None
+    unlisted: frozenset[str] = frozenset()  # columns the answer did not carry (unknown, not unset)
 
     @classmethod
     def from_api(cls, row: dict[str, Any]) -> User:
@@ -276,7 +336,13 @@ class User:
             spend=float(row.get("spend") or 0.0),
             created_at=row.get("created_at"),
             updated_at=row.get("updated_at"),
+            unlisted=frozenset(name for name in SOMETIMES_UNLISTED if name not in row),
         )
+
+    def knows(self, column: str) -> bool:
+        """Whether this copy holds the user's value of a column (before 1.90 the listing leaves
+        max_parallel_requests out, and only /user/info shows it)."""
+        return column not in self.unlisted
 
     @property
     def is_managed(self) -> bool:
@@ -570,6 +636,20 @@ class LiteLLMClient:
                 return _version(answer["litellm_version"])
         return None
 
+    def require_supported(self) -> None:
+        """Refuse to write to a release older than the tools support (before any change)."""
+        if not self.release.supported:
+            raise ProxyError(
+                f"this proxy runs LiteLLM {self.release.label}, older than 1.65, the oldest release these tools "
+                "support (docs/litellm-notes.md)"
+            )
+
+    @property
+    def rules(self) -> Release:
+        """What this proxy's release can and cannot do, for planners that must refuse a change
+        the proxy would not make (Release.update_refusal, Release.duration_refusal)."""
+        return self.release
+
     @contextmanager
     def team_writes(self, team_ids: Iterable[str]) -> Iterator[None]:
         """Hold the given teams while changing their rosters, where the proxy does not lock them
@@ -602,7 +682,7 @@ class LiteLLMClient:
                 sorted_query = {**query, "sort_by": "user_id", "sort_order": "asc"}
                 return dict(self._call("GET", "/user/list", params=sorted_query, shape=shape))
             except ProxyError as exc:
-                if exc.status not in (400, 422) or "sort" not in exc.message.lower():
+                if not exc.cannot_sort:
                     raise
                 log.debug("proxy cannot sort users by user_id; paging in its default order")
                 self._sort_by_user_id = False
@@ -668,7 +748,7 @@ class LiteLLMClient:
                     raise outcome from exc
                 return outcome
         new = NewUser(user_id, str(answer.get("key") or ""), tuple(answer.get("models") or ()))
-        return self._joined(spec, new, answer.get("teams"))
+        return self._join_missing(spec, new, answer.get("teams"))
 
     def _new_user(self, spec: NewUserSpec, user_id: str) -> dict[str, Any]:
         """The /user/new body (a row of the bulk create takes the same fields)."""
@@ -690,7 +770,7 @@ class LiteLLMClient:
             body["teams"] = list(spec.team_ids)
         return body
 
-    def _joined(self, spec: NewUserSpec, new: NewUser, joined: Any) -> NewUser:
+    def _join_missing(self, spec: NewUserSpec, new: NewUser, joined: Any) -> NewUser:
         """Check what the create really did with the teams, and add the user where it did not:
         from 1.100 the answer lists the teams joined (a failed join is silent); before 1.74 a
         list of teams never reaches the rosters."""
@@ -708,12 +788,32 @@ class LiteLLMClient:
             return NewUser(new.user_id, new.key, new.models, problem=f"not added to every team: {exc}")
         return new
 
-    def create_users(self, specs: Sequence[NewUserSpec]) -> list[NewUser | ProxyError]:
+    @property
+    def create_batch_size(self) -> int:
+        """How many users create_many takes at once: the bulk create's 500 where the release has it."""
+        return BULK_SIZE if self.release.bulk_users else 1
+
+    def create_many(self, specs: Sequence[NewUserSpec]) -> list[NewUser | ProxyError]:
+        """Create up to create_batch_size users: one outcome per spec, in order, the user or why not.
+        Each gets the same end state on either path (see create_user)."""
+        if self.release.bulk_users:
+            try:
+                return self._create_bulk(specs)
+            except ProxyError as exc:  # the request failed as a whole (a lost answer is recovered inside)
+                return [exc] * len(specs)
+        outcomes: list[NewUser | ProxyError] = []
+        for spec in specs:
+            try:
+                outcomes.append(self.create_user(spec))
+            except ProxyError as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _create_bulk(self, specs: Sequence[NewUserSpec]) -> list[NewUser | ProxyError]:
         """Create up to BULK_SIZE users in one request (release.bulk_users), each with the end state
         create_user gives it: role, access columns, teams (rosters included), a key with its alias
-        and, with one team, in that team. One outcome per spec, in order: the user, or why not.
-        A lost answer is never sent again: the users are looked up by id and each is finished
-        as after a single lost create."""
+        and, with one team, in that team. A lost answer is never sent again: the users are looked
+        up by id and each is finished as after a single lost create."""
         ids = [spec.user_id or str(uuid.uuid4()) for spec in specs]
         rows = [self._new_user(spec, user_id) for spec, user_id in zip(specs, ids, strict=True)]
         with self.team_writes(team for spec in specs for team in spec.team_ids):
@@ -728,10 +828,10 @@ class LiteLLMClient:
         for spec, user_id, row in zip(specs, ids, answer["data"], strict=True):
             if not row.get("success"):
                 error = str(row.get("error") or "not created")
-                outcomes.append(ProxyError(error, 409 if "already exists" in error.lower() else 400, row))
+                outcomes.append(ProxyError(error, 400, row))
                 continue
             new = NewUser(user_id, str(row.get("key") or ""), tuple(spec.fields.get("models") or ()))
-            outcomes.append(self._joined(spec, new, row.get("teams")))
+            outcomes.append(self._join_missing(spec, new, row.get("teams")))
         return outcomes
 
     def _recover(
@@ -739,7 +839,7 @@ class LiteLLMClient:
     ) -> list[NewUser | ProxyError]:
         """After a lost create: which of these users were created? Never sent again."""
         try:
-            found = {user.user_id: user for user in self._appeared(lambda: list(self.existing(ids).values()))}
+            found = {user.user_id: user for user in self._look_for(lambda: list(self.existing(ids).values()))}
         except ProxyError as exc:
             return [
                 ProxyError(
@@ -762,12 +862,12 @@ class LiteLLMClient:
                 )
                 continue
             try:
-                outcomes.append(self.finish(spec, found[user_id]))
+                outcomes.append(self.reissue_key_and_join(spec, found[user_id]))
             except ProxyError as exc:
                 outcomes.append(exc)
         return outcomes
 
-    def finish(self, spec: NewUserSpec, user: User) -> NewUser:
+    def reissue_key_and_join(self, spec: NewUserSpec, user: User) -> NewUser:
         """Finish a user whose creation's answer was never seen: its key was issued but nobody saw
         it, so replace it (same alias), and make sure it is on its teams' rosters."""
         key = ""
@@ -800,13 +900,34 @@ class LiteLLMClient:
         answer = self._call(
             "POST", "/user/update", body={**fields, "user_id": user_id}, shape=lambda a: _shape(a, dict)
         )
-        problem = self._updated(user_id, fields, answer.get("data"))
+        problem = self._update_problem(user_id, fields, answer.get("data"))
         if problem:
             raise problem
 
-    def update_users(self, updates: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, ProxyError | None]:
-        """Up to BULK_SIZE users' changes in one /user/bulk_update (release.bulk_user_update), each
-        checked as update_user checks one: by user_id, None where it was applied."""
+    @property
+    def update_batch_size(self) -> int:
+        """How many users update_many takes at once: /user/bulk_update's 500 where the release has it."""
+        return BULK_SIZE if self.release.bulk_user_update else 1
+
+    def update_many(self, updates: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, ProxyError | None]:
+        """Up to update_batch_size users' changes (user_id, fields), each checked as update_user
+        checks one: by user_id, None where it was applied. A request that fails fails them all."""
+        if self.release.bulk_user_update:
+            try:
+                return self._update_bulk(updates)
+            except ProxyError as exc:
+                return {user_id: exc for user_id, _ in updates}
+        outcomes: dict[str, ProxyError | None] = {}
+        for user_id, fields in updates:
+            try:
+                self.update_user(user_id, fields)
+                outcomes[user_id] = None
+            except ProxyError as exc:
+                outcomes[user_id] = exc
+        return outcomes
+
+    def _update_bulk(self, updates: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, ProxyError | None]:
+        """Up to BULK_SIZE users' changes in one /user/bulk_update (release.bulk_user_update)."""
         body = {"users": [{**fields, "user_id": user_id} for user_id, fields in updates]}
         answer = self._call("POST", "/user/bulk_update", body=body, shape=lambda a: _shape(a, dict, "results"))
         outcomes: dict[str, ProxyError | None] = {}
@@ -815,10 +936,10 @@ class LiteLLMClient:
                 outcomes[user_id] = ProxyError(str(result.get("error") or "not updated"), 400, result)
                 continue
             updated = result.get("updated_user") if isinstance(result.get("updated_user"), dict) else {}
-            outcomes[user_id] = self._updated(user_id, fields, updated.get("data", updated))
+            outcomes[user_id] = self._update_problem(user_id, fields, updated.get("data", updated))
         return outcomes
 
-    def _updated(self, user_id: str, fields: Mapping[str, Any], data: Any) -> ProxyError | None:
+    def _update_problem(self, user_id: str, fields: Mapping[str, Any], data: Any) -> ProxyError | None:
         """Why an update that the proxy answered did not do what was asked, or None."""
         data = data if isinstance(data, dict) else {}
         if (
@@ -841,7 +962,7 @@ class LiteLLMClient:
     def delete_batch_size(self) -> int:
         return BULK_SIZE if self.release.bulk_users else BATCH_SIZE
 
-    def delete_user_batch(self, batch: Sequence[User]) -> DeleteOutcome:
+    def delete_many(self, batch: Sequence[User]) -> DeleteOutcome:
         """Delete up to delete_batch_size users (and, on the proxy, their keys) in one request.
 
         /user/delete deletes nothing when one id is unknown: such a user is set aside as missing
@@ -888,15 +1009,15 @@ class LiteLLMClient:
             user = remaining.pop(user_id)
             if row.get("success"):
                 outcome.deleted.append(user)
-            elif "not found" in str(row.get("error")).lower():
+            elif ProxyError(str(row.get("error")), 400).user_not_found:
                 outcome.missing.append(user)
             else:
                 outcome.failed[user_id] = str(row.get("error"))
 
     def _missing_ids(self, exc: ProxyError, ids: list[str]) -> set[str]:
-        match = _MISSING_USER.search(exc.message)
-        if match and match.group(1) in ids:
-            return {match.group(1)}
+        named = exc.missing_user_id
+        if named in ids:
+            return {named}
         return set(ids) - set(self.existing(ids))
 
     def create_invitation(self, user_id: str) -> str:
@@ -914,7 +1035,7 @@ class LiteLLMClient:
                     "POST", "/invitation/new", body={"user_id": user_id}, shape=lambda a: _shape(a, dict, "id")
                 )
         except ProxyError as exc:
-            if "LiteLLM_UserTable" in exc.message:
+            if exc.default_user_missing:
                 raise ProxyError(
                     "the proxy has no user row for the master key's own user (default_user_id), which "
                     "invitations need: create any team once (the proxy adds that user), then retry",
@@ -956,7 +1077,7 @@ class LiteLLMClient:
         except ProxyError as exc:
             if not exc.answer_lost:
                 raise
-            found = self._appeared(
+            found = self._look_for(
                 lambda: [
                     team for team in self.teams(alias=alias) if team.alias == alias and team_id in (None, team.team_id)
                 ]
@@ -979,7 +1100,7 @@ class LiteLLMClient:
             if not exc.not_found:
                 raise
 
-    def _appeared(self, lookup: Callable[[], list[T]]) -> list[T]:
+    def _look_for(self, lookup: Callable[[], list[T]]) -> list[T]:
         """After a lost answer: look for what the request would have created, a few times, since
         a slow proxy may still be working on it. Nothing is sent twice."""
         for delay in RECHECK_DELAYS:
@@ -1008,7 +1129,7 @@ class LiteLLMClient:
                 shape=lambda a: _shape(a, dict),
             )
         except ProxyError as exc:
-            if exc.status == 400 and "already in team" in exc.message.lower():
+            if exc.already_in_team:
                 return set()
             raise
         roster = {m.get("user_id") for m in answer.get("members_with_roles") or ()}
@@ -1033,7 +1154,7 @@ class LiteLLMClient:
             try:
                 self._call("POST", "/team/member_delete", body={"team_id": team_id, "user_id": user_id})
             except ProxyError as exc:
-                if not (exc.status == 400 and "not found in team" in exc.message.lower()):
+                if not exc.not_in_team:
                     raise
         if with_keys and not self.release.member_delete_deletes_keys:
             kept = [key.token for key in self.user_keys(user_id, team_id=team_id)]
@@ -1123,7 +1244,7 @@ class LiteLLMClient:
         try:
             self._call("POST", "/key/unblock", body={"key": token})
         except ProxyError as exc:
-            if exc.status != 401 or "not found in db" not in exc.message:
+            if not exc.key_hashed_again:
                 raise
             self._call("POST", "/key/update", body={"key": token, "blocked": False})
 

@@ -1,16 +1,9 @@
-"""Exit codes, and turning what escapes a script's main into one of them."""
+"""Exit codes, the two exceptions that stop a run before any change, and the files a run wrote
+(for the messages that end a run early)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import sys
-import traceback
-from collections.abc import Callable
 from enum import IntEnum
-
-from common.redaction import hide
-from litellm_client import ProxyError
 
 
 class Exit(IntEnum):
@@ -24,11 +17,15 @@ class Exit(IntEnum):
     INTERRUPTED = 130
 
 
-_WRITTEN: list[str] = []  # result files this run has written, for the message of exit 70
+_WRITTEN: list[str] = []  # result files this run has written
 
 
 def note_written(path: str) -> None:
     _WRITTEN.append(path)
+
+
+def written() -> list[str]:
+    return list(_WRITTEN)
 
 
 class UsageError(Exception):
@@ -43,39 +40,7 @@ class SafetyStop(Exception):
     code = Exit.SAFETY
 
 
-def _interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
-
-
-def run(main: Callable[[], int]) -> int:
-    """Run a script's main and turn what escapes it into the documented exit code.
-
-    SIGTERM (what cron and systemd send) is Ctrl-C. A ProxyError that escapes main came before
-    any change: the proxy could not be used (3). Anything else is a bug (70): one line saying so
-    and where the partial results are, then the traceback, secrets redacted.
-    """
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        return main()
-    except (UsageError, SafetyStop) as exc:
-        print(hide(str(exc)), file=sys.stderr)
-        return exc.code
-    except ProxyError as exc:
-        reason = "the master key was refused" if exc.auth_refused else "the proxy could not be used"
-        print(hide(f"ERROR: {reason}: {exc}. Nothing was changed."), file=sys.stderr)
-        return Exit.PROXY
-    except KeyboardInterrupt:
-        print("Interrupted before any change: nothing was changed.", file=sys.stderr)
-        return Exit.INTERRUPTED
-    except BrokenPipeError:  # whoever read stdout stopped (| head): stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return Exit.OK
-    except Exception:
-        where = f"Partial results: {', '.join(_WRITTEN)}." if _WRITTEN else "No result file was written."
-        print(
-            f"INTERNAL ERROR (exit 70): a bug in these tools stopped the run. {where} "
-            "Please report it with the traceback below (keys and the master key are hidden in it).",
-            file=sys.stderr,
-        )
-        print(hide(traceback.format_exc()), file=sys.stderr)
-        return Exit.INTERNAL
+def of_plan(*, failed: bool, drift: bool = False) -> Exit:
+    """The exit code of a run that only planned (a dry run, sync's --check): 1 if a row is bad,
+    else 5 if --check found a difference, else 0."""
+    return Exit.ROW_FAILED if failed else Exit.DRIFT if drift else Exit.OK

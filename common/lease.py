@@ -172,12 +172,7 @@ def hold(proxy: LiteLLMClient, script: str, *, writes: bool) -> Iterator[Lease |
     if not writes:
         yield None
         return
-    release = proxy.release
-    if not release.supported:
-        raise ProxyError(
-            f"this proxy runs LiteLLM {release.label}, older than 1.65, the oldest release these tools "
-            "support (docs/litellm-notes.md)"
-        )
+    proxy.require_supported()
     lease = Lease(proxy, script)
     lease.take()
     try:

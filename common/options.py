@@ -188,6 +188,10 @@ def add_role_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_purge_after_option(p: argparse.ArgumentParser, *, help_text: str) -> None:
+    p.add_argument("--purge-after", metavar="DURATION", type=duration, help=help_text)
+
+
 def add_max_delete_option(p: argparse.ArgumentParser, *, default_text: str) -> None:
     p.add_argument(
         "--max-delete",

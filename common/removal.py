@@ -3,44 +3,54 @@ them back: delete (the user and its keys, for good), block (every key blocked an
 with metadata offboarded_at; nothing is lost), purge (delete a user blocked long enough), and
 reinstate (unblock the keys, remove the mark).
 
-Before its first change a run writes its undo file: the users it is about to touch, as the proxy
-has them, in sync_user.py's schema, so that sync_user.py --csv-file <undo> --no-delete puts them
-back (a deleted user comes back under its former user_id; keys cannot, keys_lost says which).
+Both scripts apply their removals here (blocks first, then deletions in batches) and turn each
+user's Outcome into their own result row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any
 
 from common import user_record
-from common.csv_input import METADATA_PREFIX, Row
-from common.results import plural, write_undo
-from common.snapshot import Snapshot
+from common.actions import Action
+from common.csv_input import Row
+from common.results import plural
+from common.runner import Interrupted, Runner
 from common.user_record import OFFBOARDED_AT
-from litellm_client import Key, LiteLLMClient, User
-
-DELETE, BLOCK, PURGE = "delete", "block", "purge"
-UNDO_COLUMNS = ("email", "role", "team_name", "user_id", *user_record.ACCESS_COLUMNS)
+from litellm_client import Key, LiteLLMClient, ProxyError, User, chunks
 
 
 @dataclass(frozen=True, slots=True)
 class Removal:
-    """One user a run takes off: how, and the row that asked for it (None: sync, not in the file)."""
+    """One user a run takes off: how (BLOCK, DELETE or PURGE), and the row that asked for it
+    (None: sync, a user the file does not list)."""
 
     user: User
-    how: str  # DELETE, BLOCK or PURGE
+    action: Action
     row: Row | None = None
 
     def describe(self) -> str:
-        if self.how == BLOCK:
+        if self.action is Action.BLOCK:
             return f"block: {plural(self.user.key_count, 'key')}"
-        if self.how == PURGE:
+        if self.action is Action.PURGE:
             return f"purge: blocked {offboarded_at(self.user) or '?'}, {plural(self.user.key_count, 'key')}"
         return f"keys: {self.user.key_count}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one user a run set out to remove: done or not, the keys it blocked or
+    deleted, what was done in words (detail), or why not (reason)."""
+
+    done: bool
+    keys: int = 0
+    detail: str = ""
+    reason: str = ""
+
+
+GONE_MEANWHILE = f"{user_record.USER_NOT_FOUND} (deleted by someone else during this run)"
 
 
 def offboarded_at(user: User) -> str | None:
@@ -82,38 +92,55 @@ def unblock_keys(proxy: LiteLLMClient, keys: Sequence[Key]) -> int:
     return len(held)
 
 
-def undo_file(
-    output_dir: Path,
-    name: str,
-    users: Iterable[User],
-    snapshot: Snapshot,
-    keys_lost: Mapping[str, Sequence[str]],
-) -> Path:
-    """Write the undo file for the users a run is about to change, delete or block."""
-    users = list(users)
-    metadata = sorted(
-        {name for user in users for name in (user.metadata or {}) if name != OFFBOARDED_AT and name.strip()}
-    )
-    known = [column for column in UNDO_COLUMNS if any(snapshot.knows(user, column) for user in users)]
-    columns = [
-        *known,  # a column known for no user is left out; a cell not known is left empty (kept)
-        *(METADATA_PREFIX + name for name in metadata),
-        "keys_lost",
-    ]
-    return write_undo(output_dir, name, columns, (_undo_row(user, snapshot, columns, keys_lost) for user in users))
+def remove(
+    removals: Sequence[Removal],
+    proxy: LiteLLMClient,
+    runner: Runner,
+    keys: Mapping[str, Sequence[Key]],
+    now: datetime,
+    record: Callable[[Removal, Outcome], None],
+) -> None:
+    """Block, then delete (in batches), recording each user's outcome as soon as it is known. If the
+    run stops, the Interrupted raised names every removal never started."""
 
+    def block_one(r: Removal) -> None:
+        try:
+            count = block(proxy, r.user, keys.get(r.user.user_id, []), now)
+        except ProxyError as exc:
+            record(r, Outcome(False, reason=f"not blocked: {exc}"))
+            return
+        record(r, Outcome(True, count, f"blocked {plural(count, 'key')}; offboarded_at {now_mark(now)}"))
 
-def _undo_row(
-    user: User, snapshot: Snapshot, columns: Sequence[str], keys_lost: Mapping[str, Sequence[str]]
-) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "email": user.email,
-        "role": user.role or "default",
-        "team_name": snapshot.team_cell(snapshot.teams_of(user)) or user_record.CLEAR,
-        "user_id": user.user_id,
-        "keys_lost": ";".join(alias or "(no alias)" for alias in keys_lost.get(user.user_id, ())),
-    }
-    for column in columns:
-        if user_record.is_field(column) and snapshot.knows(user, column):  # not known: empty, kept as it is
-            row[column] = user_record.show(column, user_record.field(column).current(user))
-    return row
+    def delete_batch(batch: Sequence[Removal]) -> None:
+        by_id = {r.user.user_id: r for r in batch}
+        try:
+            outcome = proxy.delete_many([r.user for r in batch])
+        except ProxyError as exc:
+            for r in batch:
+                record(r, Outcome(False, reason=str(exc)))
+            return
+        for user in [*outcome.deleted, *outcome.unconfirmed]:
+            r = by_id[user.user_id]
+            detail = f"deleted with {plural(user.key_count, 'key')}"
+            if r.action is Action.PURGE:
+                detail = f"purged (blocked on {offboarded_at(user)}), {detail}"
+            if user in outcome.unconfirmed:
+                detail += "; the proxy's answer was lost and the user was gone afterwards (this run, or someone else)"
+            record(r, Outcome(True, user.key_count, detail))
+        for user in outcome.missing:
+            record(by_id[user.user_id], Outcome(False, reason=GONE_MEANWHILE))
+        for user_id, reason in outcome.failed.items():
+            record(by_id[user_id], Outcome(False, reason=reason))
+
+    blocks = [r for r in removals if r.action is Action.BLOCK]
+    deletions = [r for r in removals if r.action.deletes]
+    try:
+        runner.parallel(blocks, block_one, "users blocked")
+    except Interrupted as stop:
+        stop.not_started = [*stop.not_started, *deletions]
+        raise
+    try:
+        runner.parallel(list(chunks(deletions, proxy.delete_batch_size)), delete_batch, "users deleted", size=len)
+    except Interrupted as stop:
+        stop.not_started = [r for batch in stop.not_started for r in batch]
+        raise

@@ -1,4 +1,4 @@
-"""Result, error and undo files, and what a run tells its user as rows finish.
+"""Result and error files, and what a run tells its user as rows finish.
 
 Rows are appended and flushed as they finish, so a run that is killed keeps everything it did.
 An existing file is never overwritten: it is kept under a timestamped name first. Files that hold
@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,10 @@ class ResultFile:
             self._writer.writerow([cell(values.get(column)) for column in self.columns])
             self._file.flush()
 
+    def sync(self) -> None:
+        """Make what was written survive a power cut (undo files, before the first change)."""
+        os.fsync(self._file.fileno())
+
     def close(self) -> None:
         self._file.close()
 
@@ -74,78 +78,6 @@ def _free_name(path: Path) -> Path:
         candidate = path.with_name(f"{path.stem}.{stamp}-{n}{path.suffix}")
         n += 1
     return candidate
-
-
-def write_undo(output_dir: Path, name: str, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> Path:
-    """The undo file, written whole and synced to disk before the run's first change."""
-    undo = ResultFile(output_dir / f"{name}_undo.csv", columns, private=True)
-    for row in rows:
-        undo.write(row)
-    os.fsync(undo._file.fileno())
-    undo.close()
-    return undo.path
-
-
-class Journal:
-    """The creates a run has sent and not yet recorded, kept beside its result file.
-
-    Each create is written here, and synced to disk, before it is sent; it is settled once its
-    result or error row is written. A run that is killed (kill -9, a power cut) leaves the creates
-    it had in flight: their users may exist with keys the proxy issued and nobody saw. The next
-    run in the same output folder reads them (leftovers) and finishes those users, with a new key,
-    instead of skipping them as existing. The file goes once nothing in it is unsettled.
-    """
-
-    def __init__(self, output_dir: Path, name: str):
-        self.path = output_dir / f"{name}_inflight.csv"
-        self.leftovers = self._unsettled()
-        self._open = dict(self.leftovers)
-        self._lock = threading.Lock()
-        self._file: Any = None
-
-    def _unsettled(self) -> dict[str, str]:
-        """user_id -> email of the creates an earlier run sent and never recorded."""
-        if not self.path.exists():
-            return {}
-        unsettled: dict[str, str] = {}
-        with self.path.open(newline="", encoding="utf-8") as handle:
-            for event, user_id, email in (row for row in csv.reader(handle) if len(row) == 3):
-                if event == "sent":
-                    unsettled[user_id] = email
-                else:
-                    unsettled.pop(user_id, None)
-        return unsettled
-
-    def sending(self, users: Iterable[tuple[str, str]]) -> None:
-        """Note creates (user_id, email) about to be sent, on disk before they go."""
-        with self._lock:
-            users = list(users)
-            self._open.update(users)
-            self._append([["sent", user_id, email] for user_id, email in users], sync=True)
-
-    def settled(self, user_ids: Iterable[str]) -> None:
-        """Creates whose outcome is now in the result or error file."""
-        with self._lock:
-            done = [user_id for user_id in user_ids if self._open.pop(user_id, None) is not None]
-            if done:
-                self._append([["settled", user_id, ""] for user_id in done], sync=False)
-
-    def _append(self, rows: list[list[str]], *, sync: bool) -> None:
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            self._file = os.fdopen(fd, "a", newline="", encoding="utf-8")
-        csv.writer(self._file).writerows(rows)
-        self._file.flush()
-        if sync:
-            os.fsync(self._file.fileno())
-
-    def close(self) -> None:
-        with self._lock:
-            if self._file is not None:
-                self._file.close()
-            if not self._open and self.path.exists():
-                self.path.unlink()
 
 
 class Report:
@@ -199,6 +131,10 @@ class Report:
         else:
             self.results.write({**values, "error_reason": reason})
         self._count_failure(row, cells.get("email") or cells.get("user_id") or "", reason)
+
+    def not_started(self, row: Row | None, reason: str, **values: Any) -> None:
+        """A row the run never started, since it stopped (why: reason)."""
+        self.fail(row, f"not started: {reason}", **values)
 
     def partly(self, status: str, reason: str, row: Row | None = None, **values: Any) -> None:
         """A row that did its main work (a user exists, a key was issued: it belongs in the result

@@ -9,7 +9,6 @@ and the script records them.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import threading
 import time
@@ -18,6 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Protocol, TypeVar
 
 from common.exits import Exit
+from common.script import SIGNALS
 
 T = TypeVar("T")
 _END = object()
@@ -87,25 +87,24 @@ def _duration(seconds: float) -> str:
 
 
 class Runner:
-    """The apply phase of a run: `with Runner(...) as runner:` catches Ctrl-C and SIGTERM for its
-    whole length, so a signal between two phases is seen by the next one, never lost."""
+    """The apply phase of a run: `with Runner(...) as runner:` takes Ctrl-C and SIGTERM for its
+    whole length (common/script.py hands them over), so a signal between two phases is seen by
+    the next one, never lost."""
 
     def __init__(self, *, workers: int, quiet: bool, watched: Iterable[Watched] = ()):
         self.workers = workers
         self.quiet = quiet
         self.watched = list(watched)
         self._stop = threading.Event()
-        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> Runner:
-        self._previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        SIGNALS.applying(self._on_signal)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+        SIGNALS.applying(None)
 
-    def _on_signal(self, *_: object) -> None:
+    def _on_signal(self) -> None:
         if self._stop.is_set():  # a second Ctrl-C: out now, like kill (rows in flight go unrecorded)
             os._exit(Exit.INTERRUPTED)
         self._stop.set()

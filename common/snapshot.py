@@ -18,8 +18,7 @@ class Snapshot:
     teams: list[Team]
     key_aliases: set[str] = field(default_factory=set)
     models: frozenset[str] | None = None  # None: not read (no models cell in the file)
-    release: Release | None = None  # what the proxy's release can do; None: no release to plan for
-    detailed: set[str] = field(default_factory=set)  # users read one by one (/user/info) for what the listing lacks
+    rules: Release | None = None  # what the proxy can and cannot change (None: anything, for planner tests)
     keys: dict[str, list[Key]] | None = None  # every key by owner; None: not listed
     users_by_email: dict[str, list[User]] = field(init=False)
     users_by_id: dict[str, User] = field(init=False)
@@ -68,7 +67,7 @@ class Snapshot:
                 team_list.result() if team_list else [],
                 aliases.result() if aliases else set(),
                 served.result() if served else None,
-                proxy.release,
+                proxy.rules,
                 keys=every_key.result() if every_key else None,
             )
 
@@ -78,26 +77,24 @@ class Snapshot:
             return {user.user_id: self.keys[user.user_id] for user in users if user.user_id in self.keys}
         return proxy.keys_of(users, keys_on_proxy=self.key_count)
 
-    def knows(self, user: User, column: str) -> bool:
-        """Whether the snapshot holds this user's value of a column: before 1.108 the listing
-        leaves max_parallel_requests out, and only /user/info shows it."""
-        listed = self.release is None or self.release.lists_max_parallel_requests
-        return column != "max_parallel_requests" or listed or user.user_id in self.detailed
+    @staticmethod
+    def knows(user: User, column: str) -> bool:
+        """Whether the snapshot holds this user's value of a column (some listings leave one out)."""
+        return user.knows(column)
 
     def add_details(self, proxy: LiteLLMClient, user_ids: Iterable[str]) -> None:
-        """Read these users one by one where the listing lacks something (one request each)."""
+        """Read these users one by one where the listing left something out (one request each)."""
         wanted = [user_id for user_id in dict.fromkeys(user_ids) if user_id in self.users_by_id]
-        wanted = [user_id for user_id in wanted if not self.knows(self.users_by_id[user_id], "max_parallel_requests")]
+        wanted = [user_id for user_id in wanted if self.users_by_id[user_id].unlisted]
         if not wanted:
             return
         details = proxy.user_details(wanted)
         self.users = [
-            replace(user, max_parallel_requests=details[user.user_id].max_parallel_requests)
+            replace(user, max_parallel_requests=details[user.user_id].max_parallel_requests, unlisted=frozenset())
             if user.user_id in details
             else user
             for user in self.users
         ]
-        self.detailed |= set(details)
         self.__post_init__()
 
     def teams_of(self, user: User) -> tuple[str, ...]:

@@ -119,17 +119,29 @@ def team_names(cell: str) -> list[str] | None:
 # -- access and spend columns ------------------------------------------------------------------
 
 
+CANNOT = object()  # Field.clear_with of a value /user/update cannot clear
+DROPPED = object()  # Field.clear_with of a metadata key: taken out of the object (update_fields)
+
+
 @dataclass(frozen=True)
 class Field:
-    """An access column: parse reads a cell, current reads the proxy's value, both canonical
-    (None when unset), text writes one back as a cell; update is what /user/update is sent to
-    set a value (CLEARED included: LiteLLM ignores some empty values, see docs/litellm-notes.md)."""
+    """Everything about one access column: parse reads a cell and current the proxy's value, both
+    canonical (None when unset); text writes a value back as a cell (plan, export, undo file);
+    clear_with is what /user/update is sent to clear it (None: null; CANNOT: no way: LiteLLM
+    ignores every empty value, see docs/litellm-notes.md); send turns a value into what
+    /user/update takes; numeric: a value of 0 is one some releases ignore."""
 
     column: str
     parse: Callable[[str], Any]
     current: Callable[[User], Any]
-    text: Callable[[Any], str]
-    update: Callable[[Any], Any]
+    text: Callable[[Any], str] = str
+    clear_with: Any = None
+    send: Callable[[Any], Any] = lambda value: value
+    numeric: bool = False
+
+    def update(self, value: Any) -> Any:
+        """What /user/update is sent to set this value (CLEARED included)."""
+        return self.clear_with if value is CLEARED else self.send(value)
 
     def same(self, wanted: Any, current: Any) -> bool:
         """Whether the proxy holds what the file asks for. A text that reads `none` is taken as
@@ -141,6 +153,18 @@ class Field:
                 or (isinstance(current, str) and current.lower() == CLEAR)
             )
         return bool(wanted == current)
+
+    def refusal(self, value: Any, rules: Release | None) -> str | None:
+        """Why the proxy cannot make this change (a row error), or None."""
+        if value is CLEARED and self.clear_with is CANNOT:
+            return f"{self.column} cannot be cleared: LiteLLM's /user/update ignores an empty value"
+        if rules is None:
+            return None
+        return rules.update_refusal(
+            self.column,
+            clearing_with_null=value is CLEARED and self.clear_with is None,
+            zero=self.numeric and value == 0,
+        )
 
 
 def _number(value: float) -> str:
@@ -174,13 +198,11 @@ def _duration(cell: str) -> str:
     return value
 
 
-def check_duration(column: str, value: str, release: Release | None) -> None:
+def check_duration(column: str, value: str, rules: Release | None) -> None:
     """A duration this proxy's release reads as written, or ValueError."""
-    if value.endswith("w") and release is not None and not release.weekly_durations:
-        raise ValueError(
-            f"{column} '{value}': LiteLLM {release.label} reads a duration in weeks as one day; write it in days "
-            f"({int(value[:-1]) * 7}d)"
-        )
+    problem = rules.duration_refusal(column, value) if rules else None
+    if problem:
+        raise ValueError(problem)
 
 
 def _models(cell: str) -> tuple[str, ...]:
@@ -202,42 +224,23 @@ def _metadata_text(value: Any) -> str | None:
 FIELDS: dict[str, Field] = {
     field.column: field
     for field in (
-        Field("user_alias", str, lambda u: _text_or_none(u.user_alias), str, lambda v: "" if v is CLEARED else v),
-        Field(
-            "max_budget",
-            _budget,
-            lambda u: u.max_budget,
-            _number,
-            lambda v: None if v is CLEARED else v,
-        ),
-        Field(
-            "budget_duration",
-            _duration,
-            lambda u: u.budget_duration or None,
-            str,
-            lambda v: None if v is CLEARED else v,
-        ),
+        Field("user_alias", str, lambda u: _text_or_none(u.user_alias), clear_with=""),
+        Field("max_budget", _budget, lambda u: u.max_budget, text=_number, numeric=True),
+        Field("budget_duration", _duration, lambda u: u.budget_duration or None),
         Field(
             "models",
             _models,
             lambda u: tuple(sorted(u.models)) or None,
-            ";".join,
-            lambda v: [ALL_MODELS] if v is CLEARED else list(v),
+            text=";".join,
+            clear_with=[ALL_MODELS],
+            send=list,
         ),
-        Field("tpm_limit", _count, lambda u: u.tpm_limit, str, lambda v: None if v is CLEARED else v),
-        Field("rpm_limit", _count, lambda u: u.rpm_limit, str, lambda v: None if v is CLEARED else v),
-        Field(
-            "max_parallel_requests",
-            _count,
-            lambda u: u.max_parallel_requests,
-            str,
-            lambda v: None if v is CLEARED else v,
-        ),
+        Field("tpm_limit", _count, lambda u: u.tpm_limit, numeric=True),
+        Field("rpm_limit", _count, lambda u: u.rpm_limit, numeric=True),
+        Field("max_parallel_requests", _count, lambda u: u.max_parallel_requests, clear_with=CANNOT, numeric=True),
     )
 }
 ACCESS_COLUMNS = tuple(FIELDS)
-CLEARED_BY_NULL = ("max_budget", "budget_duration", "tpm_limit", "rpm_limit")
-NUMBERS = ("max_budget", "tpm_limit", "rpm_limit", "max_parallel_requests")
 
 
 def field(column: str) -> Field:
@@ -245,13 +248,7 @@ def field(column: str) -> Field:
     if column in FIELDS:
         return FIELDS[column]
     name = column[len(METADATA_PREFIX) :]
-    return Field(
-        column,
-        str,
-        lambda u: _metadata_text((u.metadata or {}).get(name)),
-        str,
-        lambda v: v,
-    )
+    return Field(column, str, lambda u: _metadata_text((u.metadata or {}).get(name)), clear_with=DROPPED)
 
 
 def is_field(column: str) -> bool:
@@ -259,11 +256,11 @@ def is_field(column: str) -> bool:
 
 
 def wanted(
-    cells: Mapping[str, str], models: frozenset[str] | None = None, release: Release | None = None
+    cells: Mapping[str, str], models: frozenset[str] | None = None, rules: Release | None = None
 ) -> dict[str, Any]:
     """The access values a row asks for, by column (empty cells left out), or ValueError naming
     the column and the value. models: what the proxy serves (names, access groups and wildcard
-    routes), to check a models cell against; release: what the proxy reads as written."""
+    routes), to check a models cell against; rules: what the proxy reads as written."""
     values: dict[str, Any] = {}
     for column, cell in cells.items():
         if not cell or not is_field(column):
@@ -280,7 +277,7 @@ def wanted(
             if unknown:
                 raise ValueError(f"model '{unknown[0]}' is not served by this proxy")
         if column == "budget_duration":
-            check_duration(column, values[column], release)
+            check_duration(column, values[column], rules)
     return values
 
 
@@ -310,31 +307,19 @@ def show(column: str, value: Any) -> str:
     return CLEAR if value is None or value is CLEARED else field(column).text(value)
 
 
-def differences(values: Mapping[str, Any], user: User, release: Release | None = None) -> list[FieldChange]:
+def differences(values: Mapping[str, Any], user: User, rules: Release | None = None) -> list[FieldChange]:
     """The values a row asks for that the user does not hold yet (the user as the proxy has it,
-    every column known), or ValueError for a change this release cannot make
-    (docs/litellm-notes.md: what /user/update ignores, release by release)."""
+    every column known), or ValueError for a change the proxy cannot make."""
     changes = []
     for column, value in values.items():
         current = field(column).current(user)
         if field(column).same(value, current):
             continue
-        _can_change(column, value, release)
+        problem = field(column).refusal(value, rules)
+        if problem:
+            raise ValueError(problem)
         changes.append(FieldChange(column, current, value))
     return changes
-
-
-def _can_change(column: str, value: Any, release: Release | None) -> None:
-    if value is CLEARED and column == "max_parallel_requests":
-        raise ValueError("max_parallel_requests cannot be cleared: LiteLLM's /user/update ignores an empty value")
-    if release is None:
-        return
-    if value is CLEARED and column in CLEARED_BY_NULL and not release.update_clears_with_null:
-        raise ValueError(f"{column} cannot be cleared on LiteLLM {release.label}: its /user/update ignores null")
-    if column == "user_alias" and not release.update_sets_alias_and_zero:
-        raise ValueError(f"user_alias cannot be changed on LiteLLM {release.label}: its /user/update has no such field")
-    if column in NUMBERS and value == 0 and not release.update_sets_alias_and_zero:
-        raise ValueError(f"{column} cannot be set to 0 on LiteLLM {release.label}: its /user/update ignores 0")
 
 
 def export(column: str, user: User) -> str:

@@ -153,7 +153,7 @@ def minimum_requests(
             "/key/list": pages(keys) * listed_keys + sum(key_listings) + key_lookups,
             "/team/member_add": sum(math.ceil(count / PAGE) for count in joins),
             "/team/member_delete": leaves,
-            "/user/info": 0 if able.lists_max_parallel_requests else deleted,
+            "/user/info": 0 if able.at_least(1, 90) else deleted,  # listings carry max_parallel_requests from 1.90
         }
     )
     if able.pages_teams:

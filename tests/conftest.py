@@ -88,7 +88,7 @@ class Proxy:
         with self.client() as proxy:
             managed = [u for u in proxy.users() if u.is_managed]
             for batch in range(0, len(managed), 100):
-                proxy.delete_user_batch(managed[batch : batch + 100])
+                proxy.delete_many(managed[batch : batch + 100])
 
 
 def new_user(

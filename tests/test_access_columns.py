@@ -46,7 +46,7 @@ def owned(proxy: Proxy) -> Iterator[Proxy]:
     with proxy.client() as client:
         mine = [u for u in client.users(email_contains=proxy.tag) if u.email and proxy.tag in u.email]
         for batch in chunks(mine, 100):
-            client.delete_user_batch(batch)
+            client.delete_many(batch)
         for team in client.teams():
             if team.alias and proxy.tag in team.alias:
                 client.delete_team(team.team_id)

@@ -14,13 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from add_user import plan_additions
+from common.actions import Action
+from common.additions import plan_additions
 from common.csv_input import FORMULA_START, Row, read_rows
+from common.deletions import plan_deletions
 from common.exits import UsageError
 from common.snapshot import Snapshot
-from del_user import plan_deletions
+from common.sync_plan import SyncOptions, plan_sync
 from litellm_client import User
-from sync_user import DELETED, SyncOptions, plan_sync
 
 FAST = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
@@ -254,7 +255,7 @@ def test_a_row_with_more_filled_fields_than_the_header_has_a_problem_every_plann
     assert plan_deletions([row], snapshot).failures == [(row, row.problem)]
     sync = plan_sync([row], snapshot, SyncOptions())
     assert [(failed, reason) for failed, reason, _ in sync.failures] == [(row, row.problem)]
-    assert sync[DELETED] == []  # the bad row still lists ann: she stays
+    assert sync[Action.DELETE] == []  # the bad row still lists ann: she stays
 
 
 def test_a_quote_never_closed_is_an_error_naming_its_line(tmp_path: Path) -> None:

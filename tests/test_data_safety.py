@@ -387,7 +387,7 @@ def test_a_lost_delete_answer_does_not_claim_the_deletion(standin: Proxy, tmp_pa
     assert run.code == 0, run.output
     rows = run.rows("user_del_result.csv")
     assert [row["status"] for row in rows] == ["Deleted"] * 3
-    assert all("the proxy's answer was lost; the user was gone afterwards" in row["detail"] for row in rows)
+    assert all("the proxy's answer was lost and the user was gone afterwards" in row["detail"] for row in rows)
 
 
 # -- 12: invitation links -------------------------------------------------------------------------------

@@ -219,11 +219,12 @@ import sys
 sys.path.insert(0, {root!r})
 sys.argv = [{script!r}, *sys.argv[1:]]
 import {module} as script
-from common import exits, results
+from common import results
+from common import script as script_run
 def broken(*args, **kwargs):
     raise RuntimeError("a bug")
 results.Report.done = broken
-sys.exit(exits.run(script.main))
+sys.exit(script_run.run_main(script.main))
 """
 
 

@@ -229,12 +229,12 @@ import sys
 sys.argv = ["add_user.py", *sys.argv[1:]]
 sys.path.insert(0, {root!r})
 import add_user
-from common import exits, snapshot
+from common import additions, script, snapshot
 def broken(*args, **kwargs):
     raise ZeroDivisionError("a bug, with sk-leakedkey1234 in its message")
 getattr(snapshot.Snapshot, "team_cell")  # the code under test exists
 {patch}
-sys.exit(exits.run(add_user.main))
+sys.exit(script.run_main(add_user.main))
 """
 
 
@@ -242,7 +242,7 @@ sys.exit(exits.run(add_user.main))
     ("patch", "partial"),
     [
         ("snapshot.Snapshot.load = broken", False),  # before any change
-        ("add_user._result = broken", True),  # mid-run, after result files were opened
+        ("additions._result = broken", True),  # mid-run, after result files were opened
     ],
 )
 def test_a_bug_exits_70_and_says_where_the_partial_results_are(

@@ -21,29 +21,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from add_user import Plan as AddPlan
-from add_user import plan_additions
 from common import removal, user_record
+from common.actions import CHANGES, Action
+from common.additions import AddPlan, plan_additions
 from common.csv_input import METADATA_PREFIX, Row
-from common.removal import BLOCK, DELETE
+from common.deletions import DelPlan, plan_deletions
 from common.snapshot import Snapshot
+from common.sync_plan import Change, SyncOptions, SyncPlan, plan_sync
 from common.user_record import ALL_MODELS, CLEARED, OFFBOARDED_AT
-from del_user import Plan as DelPlan
-from del_user import plan_deletions
 from litellm_client import ROLES, Key, Team, User
-from sync_user import (
-    ADDED,
-    BLOCKED,
-    CHANGES,
-    DELETED,
-    REINSTATED,
-    UNCHANGED,
-    UPDATED,
-    Change,
-    Plan,
-    SyncOptions,
-    plan_sync,
-)
 from tests.conftest import Proxy, new_user, run_script, write_csv
 from tests.standin import StandIn
 
@@ -217,13 +203,13 @@ sync_options = st.builds(
     add=st.booleans(),
     update=st.booleans(),
     delete=st.booleans(),
-    remove=st.sampled_from([DELETE, BLOCK]),
+    remove=st.sampled_from([Action.DELETE, Action.BLOCK]),
     now=st.just(NOW),
-).flatmap(lambda o: st.sampled_from([o, replace(o, purge_after="30d")] if o.remove == BLOCK else [o]))
+).flatmap(lambda o: st.sampled_from([o, replace(o, purge_after="30d")] if o.remove is Action.BLOCK else [o]))
 
 
-def all_changes(plan: Plan) -> list[Change]:
-    return [c for action in (*CHANGES, UNCHANGED) for c in plan[action]] + [c for c, _ in plan.left_out]
+def all_changes(plan: SyncPlan) -> list[Change]:
+    return [c for action in (*CHANGES, Action.KEEP) for c in plan[action]] + [c for c, _ in plan.left_out]
 
 
 # -- the tiny proxy model: what a successful run leaves ----------------------------------------------
@@ -252,28 +238,30 @@ def _with_rosters(snapshot: Snapshot, users: dict[str, User], rosters: dict[str,
     return Snapshot(list(users.values()), teams, snapshot.key_aliases, snapshot.models)
 
 
-def apply_sync(plan: Plan, snapshot: Snapshot, opts: SyncOptions) -> Snapshot:
+def apply_sync(plan: SyncPlan, snapshot: Snapshot, opts: SyncOptions) -> Snapshot:
     users = {user.user_id: user for user in snapshot.users}
     rosters = {team.team_id: set(team.member_ids) for team in snapshot.teams}
-    for n, c in enumerate(plan[ADDED]):
+    for n, c in enumerate(plan[Action.ADD]):
         user_id = c.user_id or f"added-{n}"
         assert user_id not in users, f"{c.email}: user_id {user_id} is on the proxy already"
-        users[user_id] = _set_fields(User(user_id, c.email, c.role, c.teams, 1), dict(c.values))
+        users[user_id] = _set_fields(User(user_id, c.email, c.role, c.teams, 1), dict(c.new_values))
         for team in c.teams:
             rosters[team].add(user_id)
-    for c in [*plan[UPDATED], *plan[REINSTATED]]:
+    for c in [*plan[Action.UPDATE], *plan[Action.REINSTATE]]:
         user = users[c.user_id]
-        if c.action == REINSTATED:
+        if c.action is Action.REINSTATE:
             user = replace(user, metadata={k: v for k, v in user.metadata.items() if k != OFFBOARDED_AT})
-        users[c.user_id] = _set_fields(replace(user, role=c.role, teams=c.teams), {f.column: f.new for f in c.fields})
+        users[c.user_id] = _set_fields(
+            replace(user, role=c.role, teams=c.teams), {f.column: f.new for f in c.field_changes}
+        )
         for team in c.joins:
             rosters[team].add(c.user_id)
         for team in c.leaves:
             rosters[team].discard(c.user_id)
-    for c in plan[BLOCKED]:
+    for c in plan[Action.BLOCK]:
         user = users[c.user_id]
         users[c.user_id] = replace(user, metadata={**user.metadata, OFFBOARDED_AT: removal.now_mark(opts.now)})
-    for c in plan[DELETED]:
+    for c in [*plan[Action.DELETE], *plan[Action.PURGE]]:
         del users[c.user_id]
     return _with_rosters(snapshot, users, rosters)
 
@@ -290,7 +278,7 @@ def test_sync_never_removes_a_user_the_file_lists_nor_an_unmanaged_user(
     plan = plan_sync(rows, snapshot, opts)
     listed = {user_record.plausible_email(row["email"]) for row in rows}
     listed |= {user_record.email_key(row["email"]) for row in rows if row["email"]}  # verbatim, even if bad
-    removals = [c for c in all_changes(plan) if c.action in (DELETED, BLOCKED)]
+    removals = [c for c in all_changes(plan) if c.action.removes]
     for c in removals:
         assert c.user is not None
         assert c.row is None
@@ -312,7 +300,7 @@ def test_sync_gives_every_row_one_outcome_and_plans_no_user_twice(
 
     planned = [c.user.user_id for c in all_changes(plan) if c.user]
     assert len(planned) == len(set(planned)), Counter(planned).most_common(1)
-    added = [c for c in all_changes(plan) if c.action == ADDED]
+    added = [c for c in all_changes(plan) if c.action is Action.ADD]
     keys = [user_record.email_key(c.email) for c in added]
     assert len(keys) == len(set(keys))
     assert not set(keys) & set(snapshot.users_by_email)
@@ -448,7 +436,7 @@ delete_options = st.fixed_dictionaries(
 def apply_deletions(plan: DelPlan, snapshot: Snapshot) -> Snapshot:
     users = {user.user_id: user for user in snapshot.users}
     for r in plan.removals:
-        if r.how == BLOCK:
+        if r.action is Action.BLOCK:
             users[r.user.user_id] = replace(r.user, metadata={**r.user.metadata, OFFBOARDED_AT: removal.now_mark(NOW)})
         else:
             del users[r.user.user_id]
@@ -523,7 +511,7 @@ def test_a_display_name_address_is_refused_but_protects_its_user(cell: str) -> N
     bob = User("u-bob", "bob@example.com", "proxy_admin", (), 0)
     plan = plan_sync([Row(2, {"email": cell})], Snapshot([ann, bob], []), SyncOptions(now=NOW))
     assert [reason for _, reason, _ in plan.failures] == [f"invalid email '{cell}'"]
-    assert [c.user_id for c in plan[DELETED]] == ["u-bob"]  # only bob, whom the file does not list
+    assert [c.user_id for c in plan[Action.DELETE]] == ["u-bob"]  # only bob, whom the file does not list
 
 
 def test_nfc_and_nfd_spellings_are_the_same_email() -> None:
@@ -534,7 +522,7 @@ def test_nfc_and_nfd_spellings_are_the_same_email() -> None:
     snapshot = Snapshot([zoe], [])
 
     sync = plan_sync([Row(2, {"email": ZOE_NFC, "role": "internal_user"})], snapshot, SyncOptions(now=NOW))
-    assert [c.user_id for c in sync[UNCHANGED]] == ["u-zoe"]
+    assert [c.user_id for c in sync[Action.KEEP]] == ["u-zoe"]
     assert not sync.changes_anything()
     add = plan_additions([Row(2, {"email": ZOE_NFC})], snapshot, default_role="internal_user")
     assert [reason for _, reason in add.failures] == [user_record.USER_EXISTS]
@@ -550,8 +538,8 @@ def test_a_listed_address_the_proxy_has_verbatim_is_never_removed() -> None:
     root = User("u-root", "root@localhost", "proxy_admin", (), 1)
     plan = plan_sync([Row(2, {"email": "root@localhost"})], Snapshot([root], []), SyncOptions(now=NOW))
     assert not plan.failures  # an address without a dot in its domain is an address
-    assert plan[DELETED] == []
-    assert [c.user_id for c in plan[UNCHANGED]] == ["u-root"]
+    assert plan[Action.DELETE] == []
+    assert [c.user_id for c in plan[Action.KEEP]] == ["u-root"]
 
 
 @pytest.mark.parametrize("cell", ["Kn<kn@example.com>", "<kn@example.com>", '"kn@example.com"', "kn@example.com'"])
@@ -567,7 +555,7 @@ def test_two_rows_with_the_same_new_user_id_are_not_both_created() -> None:
     rows = [Row(2, {"email": "a@example.com", "user_id": "r1"}), Row(3, {"email": "b@example.com", "user_id": "r1"})]
     sync = plan_sync(rows, Snapshot([], []), SyncOptions(now=NOW))
     add = plan_additions(rows, Snapshot([], []), default_role="internal_user")
-    assert ([c.user_id for c in sync[ADDED]], [a.spec.user_id for a in add.additions]) == (["r1"], ["r1"])
+    assert ([c.user_id for c in sync[Action.ADD]], [a.spec.user_id for a in add.additions]) == (["r1"], ["r1"])
 
 
 # -- teams -------------------------------------------------------------------------------------------
@@ -624,7 +612,7 @@ def test_none_in_team_name_means_no_team(cell: str) -> None:
     snapshot = Snapshot([ann], teams)
     sync = plan_sync([Row(2, {"email": "ann@example.com", "team_name": cell})], snapshot, SyncOptions(now=NOW))
     sync.count_team_keys({"u-ann": [Key("hash-1", "k", "t-1", False), Key("hash-2", "own", None, False)]})
-    (change,) = sync[UPDATED]
+    (change,) = sync[Action.UPDATE]
     assert (change.teams, change.joins, change.leaves, change.keys_lost) == ((), (), ("t-1", "t-2"), 1)
     add = plan_additions(
         [Row(2, {"email": "bob@example.com", "team_name": cell})], snapshot, default_role="proxy_admin"
