@@ -23,8 +23,8 @@ import pytest
 import requests
 
 from litellm_client import LiteLLMClient, NewUser, NewUserSpec, User
-from tests.benchmark import minimum_requests
-from tests.standin import StandIn
+from tests.support.benchmark import minimum_requests
+from tests.support.standin import StandIn
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_URL = os.environ.get("LITELLM_TEST_BASE_URL", "")
@@ -232,6 +232,53 @@ def bulk(proxy: Proxy) -> bool:
 
 def team_listings(release: str, *, teams: int = 1) -> dict[str, int]:
     """A writing run's requests for teams: its lease's look for other leases, and the listing of
-    `teams` teams (as tests/benchmark.py counts them)."""
+    `teams` teams (as tests/support/benchmark.py counts them)."""
     need = minimum_requests(0, release=release, writes=True, teams=teams)
     return {path: count for path, count in need.items() if "team/list" in path}
+
+
+# -- helpers the fault tests share -----------------------------------------------------------------
+
+
+def spawn(script: str, *args: str, proxy: Proxy, cwd: Path) -> subprocess.Popen[str]:
+    """A script running in the background; its stdout (a plan can be long) goes to a file, so
+    that a full pipe never stops it; its stderr is read with communicate()."""
+    env = clean_env(LITELLM_BASE_URL=proxy.url, LITELLM_MASTER_KEY=proxy.master_key)
+    with (cwd / f"{script}.stdout").open("w") as stdout:
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / script), *args], cwd=cwd, env=env, text=True, stdout=stdout,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def addlist(path: Path, count: int, team: str = "") -> list[str]:
+    """An add_user.py file of `count` users (user000@example.com, ...), each with a key name."""
+    emails = [f"user{n:03d}@example.com" for n in range(count)]
+    write_csv(
+        path,
+        "email,role,team_name,key_name\n" + "".join(f"{e},internal_user,{team},key{n}\n" for n, e in enumerate(emails)),
+    )
+    return emails
+
+
+def accounted_once(run: Run, emails: list[str]) -> dict[str, dict[str, str]]:
+    """Every input row is in exactly one of add_user.py's result and error files; the results."""
+    results = run.rows("user_reg_result.csv")
+    errors = run.rows("user_reg_error.csv")
+    seen = sorted([r["email"] for r in results] + [r["email"] for r in errors])
+    assert seen == sorted(emails)
+    return {r["email"]: r for r in results}
+
+
+def no_duplicates(proxy: Proxy, emails: list[str]) -> None:
+    assert proxy.standin is not None
+    assert [len(proxy.standin.user_by_email(e)) for e in emails] == [1] * len(emails)
+
+
+def no_traceback(text: str) -> None:
+    assert "Traceback" not in text, text

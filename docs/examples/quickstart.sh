@@ -22,7 +22,7 @@ if [ -n "${LITELLM_MASTER_KEY:-}" ] || grep -qs '^LITELLM_MASTER_KEY=.' .env; th
 fi
 
 echo "== no proxy configured: starting the LiteLLM stand-in"
-$py -m tests.standin --port 0 --teams engineering,research,support > "$out/standin.txt" &
+$py -m tests.support.standin --port 0 --teams engineering,research,support > "$out/standin.txt" &
 standin=$!
 trap 'kill $standin 2>/dev/null' EXIT
 for _ in $(seq 50); do grep -q '^LITELLM_MASTER_KEY=' "$out/standin.txt" 2>/dev/null && break; sleep 0.1; done

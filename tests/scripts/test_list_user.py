@@ -160,3 +160,12 @@ def test_cells_a_spreadsheet_would_run_are_quoted(standin: Proxy, tmp_path: Path
     run = run_script("list_user.py", "--format", "csv", "--columns", "email", proxy=standin, cwd=tmp_path)
 
     assert run.stdout.splitlines()[1] == "'=cmd|'/c calc'!A1@example.com"
+
+
+def test_one_user_listed_is_one_user(standin: Proxy, tmp_path: Path) -> None:
+    assert standin.standin is not None
+    standin.standin.seed_user("only@example.com")
+
+    run = run_script("list_user.py", proxy=standin, cwd=tmp_path)
+
+    assert "1 user listed;" in run.stderr

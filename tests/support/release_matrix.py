@@ -1,8 +1,8 @@
 """Run the integration tests against real LiteLLM releases, one after another, and print a Markdown table
 of the results for docs/litellm-notes.md ("Releases run").
 
-    python -m tests.release_matrix 1.65.8 1.74.15 1.80.7 1.90.7 1.100.5 1.108.7 1.110.2
-    python -m tests.release_matrix --keep 1.80.7 -- -x -k sync     # after --: more pytest arguments
+    python -m tests.support.release_matrix 1.65.8 1.74.15 1.80.7 1.90.7 1.100.5 1.108.7 1.110.2
+    python -m tests.support.release_matrix --keep 1.80.7 -- -x -k sync     # after --: more pytest arguments
 
 For each release it starts a real proxy with the shared start.sh (found as .ci/run finds it: $SHARED_DIR, ../shared,
 /work/shared), in its own LP_ROOT under $TMPDIR and on its own ports, runs `pytest -m integration` against it with

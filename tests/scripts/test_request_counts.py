@@ -1,7 +1,7 @@
 """Each script makes the fewest requests the proxy's API allows, on a proxy with 1,000 users.
 
 The scripts' time is the proxy's time, request by request, so a change that makes more requests
-fails here, long before anyone times it. The work and the minimum are tests/benchmark.py's: one
+fails here, long before anyone times it. The work and the minimum are tests/support/benchmark.py's: one
 definition for the benchmark and for these tests.
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.benchmark import CASES, RELEASES, minimum_on, seed
 from tests.conftest import Proxy, run_script
+from tests.support.benchmark import CASES, RELEASES, minimum_on, seed
 
 N = 1000
 

@@ -1,10 +1,6 @@
-"""Every failure path of every script that writes, with every input shape it accepts (issue 13).
-
-A failure path (a bad row, a failed batch, a lost answer, an interrupt, a bug) meets each input
-shape (emails only; emails and user_ids; an error or result file fed back), on the per-user path
-and the bulk path. Whatever happens: the documented exit code, every input row in exactly one
-row of the result or error file (named by its email or user_id), no traceback but for a bug, and
-no key in any message.
+"""Every failure path of add, del and sync (a bad row, a failed batch, a lost answer, an interrupt,
+a bug) with every input shape each script accepts, on the per-user and the bulk path: the
+documented exit code, and every row in exactly one result or error row.
 """
 
 from __future__ import annotations
@@ -19,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Proxy, clean_env, endpoint, run_script, write_csv
-from tests.standin import StandIn
+from tests.conftest import ROOT, Proxy, clean_env, endpoint, no_traceback, run_script, write_csv
+from tests.support.standin import StandIn
 
 PEOPLE = [f"p{n}@example.com" for n in range(6)]
+
+
 BAD = "not-an-email"
 
 
@@ -41,9 +39,6 @@ def _rows(folder: Path, prefix: str) -> list[dict[str, str]]:
             with path.open(newline="", encoding="utf-8") as handle:
                 found += list(csv.DictReader(handle))
     return found
-
-
-# -- the inputs ----------------------------------------------------------------------------------
 
 
 def _seed(standin: StandIn) -> dict[str, str]:
@@ -218,13 +213,13 @@ BUG = """
 import sys
 sys.path.insert(0, {root!r})
 sys.argv = [{script!r}, *sys.argv[1:]]
-import {module} as script
-from common import results
-from common import script as script_run
+import {module} as main_module
+from common import additions, results, script, snapshot
 def broken(*args, **kwargs):
-    raise RuntimeError("a bug")
-results.Report.done = broken
-sys.exit(script_run.run_main(script.main))
+    raise ZeroDivisionError("a bug, with sk-leakedkey1234 in its message")
+getattr(snapshot.Snapshot, "team_cell")  # the code under test exists
+{patch}
+sys.exit(script.run_main(main_module.main))
 """
 
 
@@ -233,7 +228,9 @@ sys.exit(script_run.run_main(script.main))
 def test_a_bug_exits_70_whatever_the_input(standin: Proxy, tmp_path: Path, script: str, shape: str) -> None:
     assert standin.standin is not None
     name = _input(script, shape, tmp_path, standin.standin)
-    code = BUG.format(root=str(ROOT), script=script, module=script.removesuffix(".py"))
+    code = BUG.format(
+        root=str(ROOT), script=script, module=script.removesuffix(".py"), patch="results.Report.done = broken"
+    )
 
     done = subprocess.run(
         [sys.executable, "-c", code, "--csv-file", name],
@@ -247,5 +244,102 @@ def test_a_bug_exits_70_whatever_the_input(standin: Proxy, tmp_path: Path, scrip
 
     assert done.returncode == 70, done.stderr
     assert "\nINTERNAL ERROR (exit 70): a bug in these tools stopped the run. Partial results: " in done.stderr
-    assert "RuntimeError: a bug" in done.stderr
+    assert "ZeroDivisionError: a bug" in done.stderr
     assert standin.master_key not in done.stderr
+
+
+@pytest.mark.parametrize("columns", ["email", "user_id,email", "user_id"])
+def test_a_failed_delete_records_every_row_whatever_the_columns(paths: Proxy, tmp_path: Path, columns: str) -> None:
+    standin = paths.standin
+    assert standin is not None
+    users = {f"d{n}@example.com": standin.seed_user(f"d{n}@example.com", keys=1) for n in range(3)}
+    export = run_script(
+        "list_user.py", "--format", "csv", "--columns", columns, "--output", "ids.csv", proxy=paths, cwd=tmp_path
+    )
+    assert export.code == 0, export.output
+    standin.fail(endpoint(paths, "delete"), status=500, times=10)
+
+    run = run_script("del_user.py", "--csv-file", "ids.csv", proxy=paths, cwd=tmp_path)
+
+    assert run.code == 1, run.output
+    no_traceback(run.output)
+    errors = run.rows("user_del_error.csv")
+    assert sorted(row["user_id"] for row in errors) == sorted(users.values())
+    assert all(row["error_reason"] == "HTTP 500: Service unavailable" for row in errors)
+    assert run.rows("user_del_result.csv") == []
+    assert standin.user_emails() == sorted(users)
+
+
+def test_a_row_that_fails_does_not_create_its_new_team(paths: Proxy, tmp_path: Path) -> None:
+    write_csv(
+        tmp_path / "user_addlist.csv",
+        "email,team_name,key_name\nok@example.com,shared,k1\nbad@example.com,lonely,k1\nworse@example.com,alone,\n"
+        "worse@example.com,other,\n",
+    )
+
+    dry = run_script("add_user.py", "--create-teams", "--dry-run", proxy=paths, cwd=tmp_path)
+    run = run_script("add_user.py", "--create-teams", proxy=paths, cwd=tmp_path)
+
+    assert [line for line in dry.stdout.splitlines() if line.startswith("  + team")] == [
+        "  + team shared",
+        "  + team alone",
+    ]
+    assert run.code == 1
+    assert paths.standin is not None
+    assert sorted(t["team_alias"] for t in paths.standin.teams.values() if not t["team_id"].startswith("litellm")) == [
+        "alone",
+        "shared",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("patch", "partial"),
+    [
+        ("snapshot.Snapshot.load = broken", False),  # before any change
+        ("additions._result = broken", True),  # mid-run, after result files were opened
+    ],
+)
+def test_a_bug_exits_70_and_says_where_the_partial_results_are(
+    standin: Proxy, tmp_path: Path, patch: str, partial: bool
+) -> None:
+    write_csv(tmp_path / "user_addlist.csv", "email\nbug@example.com\n")
+    done = subprocess.run(
+        [sys.executable, "-c", BUG.format(root=str(ROOT), script="add_user.py", module="add_user", patch=patch)],
+        cwd=tmp_path,
+        env=clean_env(LITELLM_BASE_URL=standin.url, LITELLM_MASTER_KEY=standin.master_key),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+    assert done.returncode == 70, done.stderr
+    first = done.stderr.splitlines()[0]
+    assert first.startswith("INTERNAL ERROR (exit 70): a bug in these tools stopped the run.")
+    assert ("Partial results: user_reg_result.csv" in first) == partial
+    assert "Traceback" in done.stderr
+    assert "ZeroDivisionError" in done.stderr
+    assert "sk-leakedkey1234" not in done.stderr
+    assert standin.master_key not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize("header", ["email", "email,user_id", "user_id"])
+def test_a_failed_listing_of_every_key_stops_a_large_delete_before_any_change(
+    standin: Proxy, tmp_path: Path, header: str
+) -> None:
+    """A file of 100 users or more has every key listed beside the users, for its undo file:
+    when that listing fails, nothing is deleted, whatever columns the file has."""
+    ids = [standin.standin.seed_user(f"u{n}@example.com", keys=1) for n in range(120)]
+    cells = {"email": [f"u{n}@example.com" for n in range(120)], "user_id": ids}
+    lines = [",".join(cells[column][n] for column in header.split(",")) for n in range(120)]
+    write_csv(tmp_path / "user_dellist.csv", header + "\n" + "\n".join(lines) + "\n")
+    standin.standin.fail("/key/list", status=500, times=20)
+
+    run = run_script("del_user.py", proxy=standin, cwd=tmp_path)
+
+    assert run.code == 3, run.output
+    assert "Nothing was changed" in run.stderr
+    assert len(standin.standin.user_emails()) == 120
+    assert not (tmp_path / "user_del_undo.csv").exists()
+    assert standin.standin.teams == {}  # the lease was given back
+    assert standin.master_key not in run.output

@@ -6,11 +6,15 @@ managed users earlier tests left.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import Proxy, new_user, run_script, write_csv
+from tests.support.standin import StandIn
 
 
 @pytest.fixture
@@ -226,7 +230,7 @@ def test_the_list_export_is_a_file_sync_takes_as_it_is(clean: Proxy, tmp_path: P
         assert proxy.standin.writes() == writes  # the dry run wrote nothing
 
 
-def test_an_empty_file_is_refused(clean: Proxy, tmp_path: Path) -> None:
+def test_a_header_only_sync_file_is_refused_with_a_real_proxy(clean: Proxy, tmp_path: Path) -> None:
     proxy = clean
     proxy.create_user(proxy.email("safe"), "internal_user")
     write_csv(tmp_path / "user_list.csv", "email,role,team_name\n")
@@ -268,3 +272,92 @@ def test_drift_of_one_percent_costs_the_listing_and_one_request_per_change(stand
         "/user/bulk_update": 1,  # 34 role changes
         "/management/v1/users/bulk_delete": 1,  # 34 deletions
     }
+
+
+def test_leaving_a_team_takes_its_keys_on_a_release_that_keeps_them(tmp_path: Path) -> None:
+    """1.65 keeps a user's team keys when the user leaves the team: they would still spend as
+    the team's. The tools delete them, as later releases do, and report what happened."""
+    with StandIn(release="1.65.8") as proxy:
+        standin = Proxy("standin-1.65.8", proxy.url, proxy.master_key, proxy)
+        old, new = proxy.seed_team("old"), proxy.seed_team("new")
+        mover = proxy.seed_user("mover@example.com", "internal_user", teams=(old,))
+        team_key, _ = proxy._insert_key(mover, old, "mover-old")
+        own_key, _ = proxy._insert_key(mover, None, "mover-own")
+        write_csv(tmp_path / "user_list.csv", "email,role,team_name\nmover@example.com,internal_user,new\n")
+
+        run = run_script("sync_user.py", proxy=standin, cwd=tmp_path)
+
+        assert run.code == 0, run.output
+        (row,) = run.rows("user_sync_result.csv")
+        assert "left old, 1 team key deleted" in row["detail"]
+        assert not standin.key_works(team_key)
+        assert standin.key_works(own_key)
+        assert mover in proxy.roster(new)
+
+
+def test_the_sync_summary_counts_the_outcome_not_the_plan(tmp_path: Path) -> None:
+    with StandIn(release="1.80.7") as standin:
+        proxy = Proxy("standin-1.80.7", standin.url, standin.master_key, standin)
+        standin.fail("/user/new", status=500, skip=1, times=2)
+        write_csv(
+            tmp_path / "user_list.csv", "email,role\n" + "".join(f"n{n}@example.com,internal_user\n" for n in range(4))
+        )
+
+        run = run_script("sync_user.py", "--workers", "1", proxy=proxy, cwd=tmp_path)
+
+    assert run.code == 1
+    assert "Sync done: added 2, updated 0, deleted 0, unchanged 0; failed 2;" in run.stdout
+    assert sorted(row["status"] for row in run.rows("user_sync_result.csv")) == [
+        "FAILED",
+        "FAILED",
+        "SUCCESS",
+        "SUCCESS",
+    ]
+
+
+# -- for real: sync_user.py twice against the stand-in ----------------------------------------------
+
+STANDIN_ROLES = ("internal_user", "internal_user_viewer", "proxy_admin")
+
+
+Case = tuple[str, list[tuple[str, str | None, int]], list[tuple[str, str, str, str]]]
+
+
+@st.composite
+def standin_cases(draw: st.DrawFn) -> Case:
+    """A release; users on the proxy (name, role, team index or -1); the file's rows (email, role,
+    teams, max_budget), the emails in any case."""
+    names = ["ann", "bob", "cy", "dee", "eve"]
+    on_proxy = draw(st.lists(st.sampled_from(names), unique=True, max_size=4))
+    users = [(name, draw(st.sampled_from([*STANDIN_ROLES, None])), draw(st.integers(-1, 1))) for name in on_proxy]
+    rows = []
+    for name in draw(st.lists(st.sampled_from(names), unique=True, min_size=1, max_size=4)):
+        email = f"{name.upper() if draw(st.booleans()) else name}-{{tag}}@example.com"
+        teams = draw(st.sampled_from(["", "none", "{0}", "{1}", "{0};{1}"]))
+        role = draw(st.sampled_from(["", "default", *STANDIN_ROLES]))
+        rows.append((email, role, teams, draw(st.sampled_from(["", "25", "none"]))))
+    return draw(st.sampled_from(["1.108.7", "1.80.7"])), users, rows
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=standin_cases())
+def test_a_second_sync_against_the_stand_in_plans_nothing(tmp_path_factory: pytest.TempPathFactory, case: Case) -> None:
+    release, users, rows = case
+    tag = uuid.uuid4().hex[:6]
+    folder = tmp_path_factory.mktemp("sync_twice")
+    with StandIn(release=release) as standin:
+        proxy = Proxy("standin", standin.url, standin.master_key, standin)
+        teams = [f"eng-{tag}", f"ops-{tag}"]
+        team_ids = [proxy.create_team(team) for team in teams]
+        with proxy.client() as client:
+            for name, role, team in users:
+                new_user(client, f"{name}-{tag}@example.com", role=role, team_ids=[team_ids[team]] if team >= 0 else [])
+        lines = ["email,role,team_name,max_budget"]
+        lines += [",".join([e.format(tag=tag), r, t.format(*teams), b]) for e, r, t, b in rows]
+        write_csv(folder / "user_list.csv", "\n".join(lines) + "\n")
+
+        first = run_script("sync_user.py", "--max-delete", "100", "--quiet", proxy=proxy, cwd=folder)
+        assert first.code == 0, first.output
+        second = run_script("sync_user.py", "--quiet", proxy=proxy, cwd=folder)
+        assert second.code == 0, second.output
+        assert "No changes: the proxy already matches the file." in second.stdout, second.stdout

@@ -1,6 +1,6 @@
 """The planners (plan_additions, plan_deletions, plan_sync) and the user record as plain functions:
-generated files and proxy states, no server. One test at the end runs sync_user.py twice against
-the stand-in, to check for real that a second sync plans nothing.
+generated files and proxy states, no server. (tests/scripts/test_sync_user.py runs sync_user.py twice
+against the stand-in, to check for real that a second sync plans nothing.)
 
 The tiny proxy model here (apply_sync, apply_additions, apply_deletions) is what a successful run
 of a plan leaves behind: planning again against it must change nothing.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
@@ -30,8 +29,6 @@ from common.snapshot import Snapshot
 from common.sync_plan import Change, SyncOptions, SyncPlan, plan_sync
 from common.user_record import ALL_MODELS, CLEARED, OFFBOARDED_AT
 from litellm_client import ROLES, Key, Team, User
-from tests.conftest import Proxy, new_user, run_script, write_csv
-from tests.standin import StandIn
 
 FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
@@ -749,51 +746,3 @@ def test_a_value_spelled_none_survives_export(user: User) -> None:
     columns = [*user_record.ACCESS_COLUMNS, *(METADATA_PREFIX + name for name in user.metadata)]
     cells = {column: user_record.export(column, user) for column in columns}
     assert user_record.differences(user_record.wanted(cells), user) == []
-
-
-# -- for real: sync_user.py twice against the stand-in ----------------------------------------------
-
-STANDIN_ROLES = ("internal_user", "internal_user_viewer", "proxy_admin")
-
-
-Case = tuple[str, list[tuple[str, str | None, int]], list[tuple[str, str, str, str]]]
-
-
-@st.composite
-def standin_cases(draw: st.DrawFn) -> Case:
-    """A release; users on the proxy (name, role, team index or -1); the file's rows (email, role,
-    teams, max_budget), the emails in any case."""
-    names = ["ann", "bob", "cy", "dee", "eve"]
-    on_proxy = draw(st.lists(st.sampled_from(names), unique=True, max_size=4))
-    users = [(name, draw(st.sampled_from([*STANDIN_ROLES, None])), draw(st.integers(-1, 1))) for name in on_proxy]
-    rows = []
-    for name in draw(st.lists(st.sampled_from(names), unique=True, min_size=1, max_size=4)):
-        email = f"{name.upper() if draw(st.booleans()) else name}-{{tag}}@example.com"
-        teams = draw(st.sampled_from(["", "none", "{0}", "{1}", "{0};{1}"]))
-        role = draw(st.sampled_from(["", "default", *STANDIN_ROLES]))
-        rows.append((email, role, teams, draw(st.sampled_from(["", "25", "none"]))))
-    return draw(st.sampled_from(["1.108.7", "1.80.7"])), users, rows
-
-
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(case=standin_cases())
-def test_a_second_sync_against_the_stand_in_plans_nothing(tmp_path_factory: pytest.TempPathFactory, case: Case) -> None:
-    release, users, rows = case
-    tag = uuid.uuid4().hex[:6]
-    folder = tmp_path_factory.mktemp("sync_twice")
-    with StandIn(release=release) as standin:
-        proxy = Proxy("standin", standin.url, standin.master_key, standin)
-        teams = [f"eng-{tag}", f"ops-{tag}"]
-        team_ids = [proxy.create_team(team) for team in teams]
-        with proxy.client() as client:
-            for name, role, team in users:
-                new_user(client, f"{name}-{tag}@example.com", role=role, team_ids=[team_ids[team]] if team >= 0 else [])
-        lines = ["email,role,team_name,max_budget"]
-        lines += [",".join([e.format(tag=tag), r, t.format(*teams), b]) for e, r, t, b in rows]
-        write_csv(folder / "user_list.csv", "\n".join(lines) + "\n")
-
-        first = run_script("sync_user.py", "--max-delete", "100", "--quiet", proxy=proxy, cwd=folder)
-        assert first.code == 0, first.output
-        second = run_script("sync_user.py", "--quiet", proxy=proxy, cwd=folder)
-        assert second.code == 0, second.output
-        assert "No changes: the proxy already matches the file." in second.stdout, second.stdout

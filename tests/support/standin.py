@@ -5,13 +5,13 @@ codes and error shapes (../shared/litellm-api.md, and the answers recorded from 
 proxy).
 
 - release: "1.65.8", "1.80.7", "1.108.7" (default) or "1.110.2". What differs between them is
-  a set of named properties of StandIn (old, roster_lock, lean_user_list, ...), each saying what
+  a set of named properties of StandIn (old, rosters_locked, lean_user_list, ...), each saying what
   it changes; the endpoint functions ask those, never the version.
 - Faults: latency on every request, and per path: a status (with Retry-After), a dropped
   connection before or after the work, a slow answer, someone else acting first.
 - It counts requests, so tests can assert how many were made.
 
-Standalone, for trying the tools without a proxy:  python -m tests.standin [--port 4000] [--release 1.80.7]
+Standalone, for trying the tools without a proxy:  python -m tests.support.standin [--port 4000] [--release 1.80.7]
 """
 
 from __future__ import annotations
@@ -147,14 +147,15 @@ class StandIn:
         return not self._since(1, 81)
 
     @property
-    def delete_keeps_rosters(self) -> bool:
-        """1.65.8: /user/delete leaves the user on its teams' rosters (member_delete takes it off)."""
-        return not self._since(1, 74)
+    def user_delete_cleans_rosters(self) -> bool:
+        """From 1.80: /user/delete takes the user off its teams' rosters (1.65.8 leaves it there,
+        and member_delete takes it off)."""
+        return self._since(1, 80)
 
     @property
-    def roster_lock(self) -> bool:
-        """1.108.7, 1.110.2: a team's roster is written under a lock. Before, it is read, changed
-        and written back, so parallel writes to one team lose members (measured on 1.80.7)."""
+    def rosters_locked(self) -> bool:
+        """1.108.7, 1.110.2 (from 1.100): a team's roster is written under a lock. Before, it is read,
+        changed and written back, so parallel writes to one team lose members (measured on 1.80.7)."""
         return self._since(1, 100)
 
     @property
@@ -204,17 +205,13 @@ class StandIn:
         return not self._since(1, 74)
 
     @property
-    def update_drops_zero(self) -> bool:
-        """1.65.8: /user/update ignores 0 (max_budget, tpm_limit...) as it ignores null, [] and {}."""
-        return not self._since(1, 74)
+    def update_sets_alias_and_zero(self) -> bool:
+        """From 1.80: /user/update takes user_alias, and 0 for a budget or limit (1.65.8 has no such
+        field, and ignores 0 as it ignores null, [] and {})."""
+        return self._since(1, 80)
 
     @property
-    def alias_updatable(self) -> bool:
-        """From 1.80.7: /user/update takes user_alias (1.65.8 has no such field: a user keeps its alias)."""
-        return self._since(1, 74)
-
-    @property
-    def null_clears_limits(self) -> bool:
+    def update_clears_with_null(self) -> bool:
         """1.108.7, 1.110.2: /user/update with null clears max_budget, budget_duration, tpm_limit
         and rpm_limit (ignored before, as null is for every other field; 1.90.7 and 1.100.5 clear
         max_budget only)."""
@@ -247,10 +244,10 @@ class StandIn:
         return not self._since(1, 74)
 
     @property
-    def member_delete_keeps_keys(self) -> bool:
-        """1.65.8: /team/member_delete keeps the user's keys for that team (deleted later), and
-        takes one occurrence of the team off user.teams."""
-        return not self._since(1, 74)
+    def member_delete_deletes_keys(self) -> bool:
+        """From 1.80: /team/member_delete deletes the user's keys for that team (1.65.8 keeps them,
+        and takes one occurrence of the team off user.teams)."""
+        return self._since(1, 80)
 
     @property
     def hydrated_rosters(self) -> bool:
@@ -284,17 +281,17 @@ class StandIn:
         return not self._since(1, 74)
 
     @property
-    def has_team_list_v2(self) -> bool:
-        """From 1.80.7: /v2/team/list (a substring alias filter, paginated)."""
+    def pages_teams(self) -> bool:
+        """From 1.74: /v2/team/list (a substring alias filter, paginated)."""
         return self._since(1, 74)
 
     @property
-    def has_user_bulk_update(self) -> bool:
-        """From 1.80.7: /user/bulk_update."""
+    def bulk_user_update(self) -> bool:
+        """From 1.80: /user/bulk_update."""
         return self._since(1, 80)
 
     @property
-    def has_management_bulk(self) -> bool:
+    def bulk_users(self) -> bool:
         """1.108.7, 1.110.2: /management/v1/users/bulk, /management/v1/users/bulk_delete and
         /key/bulk_update (1.100.5 has none of them)."""
         return self._since(1, 108)
@@ -319,11 +316,11 @@ class StandIn:
         """Whether this release has the path at all (404 {"detail": "Not Found"} if not)."""
         needs = {
             "/health/readiness/details": not self.public_version,
-            "/v2/team/list": self.has_team_list_v2,
-            "/user/bulk_update": self.has_user_bulk_update,
-            "/management/v1/users/bulk": self.has_management_bulk,
-            "/management/v1/users/bulk_delete": self.has_management_bulk,
-            "/key/bulk_update": self.has_management_bulk,
+            "/v2/team/list": self.pages_teams,
+            "/user/bulk_update": self.bulk_user_update,
+            "/management/v1/users/bulk": self.bulk_users,
+            "/management/v1/users/bulk_delete": self.bulk_users,
+            "/key/bulk_update": self.bulk_users,
         }
         return needs.get(path, True)
 
@@ -661,7 +658,7 @@ class StandIn:
     def write_roster(self, team_id: str, change: Any) -> None:
         """Change a team's roster: under a per-team lock from 1.100 on; before that, a copy is
         read, held a moment and written back, so concurrent writers lose each other's members."""
-        if self.roster_lock:
+        if self.rosters_locked:
             with self.team_lock(team_id), self.lock:
                 team = self.teams[team_id]
                 team["members_with_roles"] = change(list(team["members_with_roles"]))
@@ -855,7 +852,7 @@ def user_new(proxy: StandIn, body: dict[str, Any]) -> Any:
             return _new_user_answer(proxy, proxy.users[user_id], raw, key, None)  # a new key, nothing else
         if email and proxy.email_taken(email):
             raise proxy.wrapped(400 if proxy.old else 409, f"User with email {email} already exists")
-        own_teams = [] if team_id or proxy.roster_lock else list(teams)  # old releases write the list as sent
+        own_teams = [] if team_id or proxy.rosters_locked else list(teams)  # old releases write the list as sent
         user = proxy._insert_user(user_id or str(uuid.uuid4()), email, body.get("user_role"), own_teams)
         for field in USER_FIELDS:
             if body.get(field) is not None:
@@ -869,7 +866,7 @@ def user_new(proxy: StandIn, body: dict[str, Any]) -> Any:
     with proxy.lock:
         user["teams"] = list(dict.fromkeys([*user["teams"], *joined]))
         proxy.changed()
-        if proxy.roster_lock:  # the teams really joined
+        if proxy.rosters_locked:  # the teams really joined
             answer_teams = joined if team_id or teams else None
         elif proxy.user_new_writes_rosters:
             answer_teams = None
@@ -993,7 +990,11 @@ def _update_user(proxy: StandIn, body: dict[str, Any]) -> Any:
     problem = duration and budget_duration_problem(proxy, duration)
     if problem:
         raise _UpdateFailed(400, problem, wrapped=proxy.budget_duration_rule == "strict")
-    updatable = ("user_role", "user_email", *(f for f in USER_FIELDS if f != "user_alias" or proxy.alias_updatable))
+    updatable = (
+        "user_role",
+        "user_email",
+        *(f for f in USER_FIELDS if f != "user_alias" or proxy.update_sets_alias_and_zero),
+    )
     with proxy.lock:
         if body.get("user_id"):
             user = proxy.users.get(body["user_id"])
@@ -1005,8 +1006,8 @@ def _update_user(proxy: StandIn, body: dict[str, Any]) -> Any:
         else:
             user["updated_at"] = now()
         for field, value in body.items():
-            ignored = value in (None, [], {}) or (proxy.update_drops_zero and value == 0)
-            if field in updatable and (not ignored or (field in CLEARED_BY_NULL and proxy.null_clears_limits)):
+            ignored = value in (None, [], {}) or (not proxy.update_sets_alias_and_zero and value == 0)
+            if field in updatable and (not ignored or (field in CLEARED_BY_NULL and proxy.update_clears_with_null)):
                 if field == "user_email" and user["user_email"] != value:
                     if user["user_email"]:
                         proxy.emails[user["user_email"].strip().lower()] -= 1
@@ -1029,7 +1030,7 @@ def user_delete(proxy: StandIn, body: dict[str, Any]) -> Any:
             if user_id not in proxy.users:
                 raise Answer(404, {"detail": {"error": f"User not found, passed user_id={user_id}"}})
         teams = {t for user_id in ids for t in proxy.users[user_id]["teams"]}
-    if not proxy.delete_keeps_rosters:
+    if proxy.user_delete_cleans_rosters:
         proxy.leave(sorted(teams), set(ids))
     with proxy.lock:
         return _forget_users(proxy, ids)
@@ -1504,12 +1505,12 @@ def team_member_delete(proxy: StandIn, body: dict[str, Any]) -> Any:
     proxy.write_roster(team_id, lambda roster: [m for m in roster if m["user_id"] != gone])
     with proxy.lock:
         user = proxy.users.get(gone)
-        if user and proxy.member_delete_keeps_keys:
+        if user and not proxy.member_delete_deletes_keys:
             if team_id in user["teams"]:
                 user["teams"].remove(team_id)  # one occurrence
         elif user:
             user["teams"] = [t for t in user["teams"] if t != team_id]
-        if not proxy.member_delete_keeps_keys:
+        if proxy.member_delete_deletes_keys:
             for token in [t for t, k in proxy.keys.items() if k["user_id"] == gone and k["team_id"] == team_id]:
                 del proxy.keys[token]
         proxy.changed()
@@ -1733,7 +1734,7 @@ def ui_config(proxy: StandIn) -> Any:
     """/.well-known/litellm-ui-config (no key needed): where the UI and the API are served."""
     if not proxy.has_ui_config:
         raise Answer(404, {"detail": "Not Found"})
-    if not proxy.has_management_bulk:  # 1.80.7's short form
+    if not proxy.bulk_users:  # 1.80.7's short form
         return {"server_root_path": "/", "proxy_base_url": proxy.proxy_base_url}
     return {
         "server_root_path": "",

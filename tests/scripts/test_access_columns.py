@@ -26,7 +26,7 @@ import requests
 
 from litellm_client import Release, chunks
 from tests.conftest import Proxy, Run, new_user, run_script, team_listings, write_csv
-from tests.standin import StandIn
+from tests.support.standin import StandIn
 
 EXPORT = "email,role,team_name,user_alias,max_budget,budget_duration,models,tpm_limit,rpm_limit,metadata.cost_center"
 RELEASE_PROBES = ("/health/readiness/details", "/health/readiness")

@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 from tests.conftest import Proxy, Run, run_script, write_csv
-from tests.standin import StandIn
+from tests.support.standin import StandIn
 
 MASTER_KEY = "plain-master-secret-9f8e7d"  # no sk- prefix: only the literal redaction can hide it
 

@@ -48,10 +48,10 @@ script as a subprocess, as a user does, and reports:
 - the wall time beside the ideal, minimum x latency / workers, and their ratio;
 - the script process's peak memory (its own max RSS).
 
-    python -m tests.benchmark                          # N = 1,000 and 10,000 at 1, 4 and 8 workers, as 1.108.7
-    python -m tests.benchmark --sizes 1000 --workers 4 --releases 1.110.2,1.108.7,1.80.7
-    python -m tests.benchmark --memory                 # N = 100,000: list_user.py, sync_user.py --dry-run
-    LITELLM_TEST_BASE_URL=... LITELLM_TEST_MASTER_KEY=... python -m tests.benchmark --real
+    python -m tests.support.benchmark                          # N = 1,000 and 10,000 at 1, 4 and 8 workers, as 1.108.7
+    python -m tests.support.benchmark --sizes 1000 --workers 4 --releases 1.110.2,1.108.7,1.80.7
+    python -m tests.support.benchmark --memory                 # N = 100,000: list_user.py, sync_user.py --dry-run
+    LITELLM_TEST_BASE_URL=... LITELLM_TEST_MASTER_KEY=... python -m tests.support.benchmark --real
 
 --real measures a real proxy (the release it reports), each script beside a minimal client: a
 few lines of plain requests at the same worker count doing the same work the way a per-user
@@ -105,7 +105,7 @@ import requests
 
 from litellm_client import BULK_SIZE as BULK
 from litellm_client import LiteLLMClient, Release
-from tests.standin import StandIn
+from tests.support.standin import StandIn
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = 100  # users or keys per listing page, ids per /user/delete, members per /team/member_add

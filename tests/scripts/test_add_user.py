@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Proxy, bulk, endpoint, run_script, write_csv
+from tests.support.standin import StandIn
 
 
 def test_users_get_roles_teams_and_working_keys(proxy: Proxy, tmp_path: Path) -> None:
@@ -231,3 +233,52 @@ def test_a_lost_answer_is_checked_not_sent_again(paths: Proxy, tmp_path: Path, f
     # a replaced key is what /user/new would have made: the user's models and limits, in the user's team
     made = [standin.standin.keys[key.token] for key in keys]
     assert {(key["team_id"], tuple(key["models"]), key["tpm_limit"]) for key in made} == {(team, ("gpt-4o",), 10)}
+
+
+@pytest.mark.parametrize(
+    ("public", "reported", "expected", "why"),
+    [
+        ("https://ai.example.com", "https://proxy.example.com", "https://ai.example.com", "LITELLM_PUBLIC_URL"),
+        ("", "https://proxy.example.com", "https://proxy.example.com", "the proxy's PROXY_BASE_URL"),
+        ("", None, "", "set LITELLM_PUBLIC_URL if users reach it elsewhere"),
+    ],
+)
+def test_invitation_links_use_the_public_url(
+    tmp_path: Path, public: str, reported: str | None, expected: str, why: str
+) -> None:
+    with StandIn(proxy_base_url=reported) as proxy:
+        proxy.seed_team("seeded")  # invitations need the proxy's default user
+        standin = Proxy("standin", proxy.url, proxy.master_key, proxy)
+        write_csv(tmp_path / "user_addlist.csv", "email\ninv@example.com\n")
+
+        run = run_script(
+            "add_user.py", "--invite", "--no-key", proxy=standin, cwd=tmp_path,
+            env={"LITELLM_PUBLIC_URL": public} if public else None,
+        )  # fmt: skip
+
+    assert run.code == 0, run.output
+    (row,) = run.rows("user_reg_result.csv")
+    assert row["invitation_url"].startswith(f"{expected or proxy.url}/ui/onboarding?id=")
+    assert why in run.stdout
+
+
+def test_without_keys_the_result_file_is_not_called_a_key_file(standin: Proxy, tmp_path: Path) -> None:
+    write_csv(tmp_path / "user_addlist.csv", "email\nnokey@example.com\n")
+
+    run = run_script("add_user.py", "--no-key", proxy=standin, cwd=tmp_path)
+
+    assert run.code == 0, run.output
+    assert "holds API keys" not in run.stdout
+    assert oct((tmp_path / "user_reg_result.csv").stat().st_mode & 0o777) == "0o644"
+
+
+def test_a_long_run_prints_its_progress_on_stderr_only(tmp_path: Path) -> None:
+    with StandIn(release="1.80.7", latency=0.05) as standin:
+        proxy = Proxy("standin-1.80.7", standin.url, standin.master_key, standin)
+        write_csv(tmp_path / "user_addlist.csv", "email\n" + "".join(f"p{n:03d}@example.com\n" for n in range(120)))
+
+        run = run_script("add_user.py", "--workers", "2", proxy=proxy, cwd=tmp_path)
+
+    assert run.code == 0, run.output
+    assert re.search(r"^\[\d+/120\] users created, \d+/s, about \d+ (s|min) left$", run.stderr, re.M), run.stderr
+    assert "[" not in run.stdout

@@ -1,0 +1,130 @@
+"""Answers the proxy never sent, and others acting meanwhile: a request that may have been
+applied is looked for, never sent again blindly; every row is recorded once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Proxy, accounted_once, addlist, run_script, write_csv
+from tests.support.standin import StandIn
+
+
+def test_a_lost_answer_to_a_delete_is_checked_not_reported_as_missing(standin: Proxy, tmp_path: Path) -> None:
+    for n in range(5):
+        standin.standin.seed_user(f"d{n}@example.com", keys=1)
+    standin.standin.fail("/user/delete", "drop_after")
+    write_csv(tmp_path / "user_dellist.csv", "email\n" + "".join(f"d{n}@example.com\n" for n in range(5)))
+
+    run = run_script("del_user.py", proxy=standin, cwd=tmp_path)
+
+    assert run.code == 0, run.output
+    assert len(run.rows("user_del_result.csv")) == 5
+    assert run.rows("user_del_error.csv") == []
+    assert standin.standin.user_emails() == []
+
+
+@pytest.mark.parametrize("path", ["/team/new", "/invitation/new"])
+def test_lost_answers_to_other_creates(standin: Proxy, tmp_path: Path, path: str) -> None:
+    standin.standin.seed_team("seeded")  # invitations need the proxy's own default user
+    emails = addlist(tmp_path / "user_addlist.csv", 3, team="brand-new")
+    standin.standin.fail(path, "drop_after")
+
+    run = run_script("add_user.py", "--create-teams", "--invite", proxy=standin, cwd=tmp_path)
+
+    assert run.code == 0, run.output
+    results = accounted_once(run, emails)
+    assert all(r["invitation_url"] for r in results.values())
+    assert [t["team_alias"] for t in standin.standin.teams.values()].count("brand-new") == 1
+
+
+def test_a_join_for_a_user_deleted_meanwhile_leaves_no_ghost(standin: Proxy, tmp_path: Path) -> None:
+    assert standin.standin is not None
+    proxy = standin.standin
+    team = proxy.seed_team("joiners")
+    leaver = proxy.seed_user("leaver@example.com", "internal_user")
+    proxy.seed_user("stayer@example.com", "internal_user")
+    proxy.fail("/team/member_add", "call", call=lambda: proxy.delete_user(leaver))
+    write_csv(
+        tmp_path / "user_list.csv",
+        "email,role,team_name\nleaver@example.com,internal_user,joiners\nstayer@example.com,internal_user,joiners\n",
+    )
+
+    run = run_script("sync_user.py", proxy=standin, cwd=tmp_path)
+
+    assert run.code == 1
+    rows = {row["email"]: row for row in run.rows("user_sync_result.csv")}
+    assert rows["leaver@example.com"]["status"] == "FAILED"
+    assert (
+        "User not found in the system (deleted by someone else during this run)"
+        in rows["leaver@example.com"]["error_reason"]
+    )
+    assert rows["stayer@example.com"]["status"] == "SUCCESS"
+    assert leaver not in proxy.users
+    assert leaver not in proxy.roster(team)
+
+
+def test_a_create_cut_off_by_a_dying_proxy_says_so_and_a_fed_back_error_file_finishes_it(tmp_path: Path) -> None:
+    with StandIn(release="1.80.7") as proxy:
+        standin = Proxy("standin-1.80.7", proxy.url, proxy.master_key, proxy)
+        proxy.fail("/user/new", "call", skip=1, call=proxy.crash)  # the second create is made, then the proxy dies
+        write_csv(
+            tmp_path / "user_addlist.csv", "email,key_name\nm0@example.com,k0\nm1@example.com,k1\nm2@example.com,k2\n"
+        )
+
+        run = run_script("add_user.py", "--workers", "1", "--timeout", "2", proxy=standin, cwd=tmp_path)
+        proxy.start()
+
+        assert run.code == 1
+        errors = {row["email"]: row for row in run.rows("user_reg_error.csv")}
+        maybe = errors["m1@example.com"]
+        assert "the user may have been created: check" in maybe["error_reason"]
+        assert "feed this error file back to add_user.py" in maybe["error_reason"]
+        assert maybe["user_id"] == proxy.user_by_email("m1@example.com")[0]["user_id"]
+        assert errors["m2@example.com"]["error_reason"].startswith(("not started:", "cannot reach the proxy"))
+        assert proxy.user_by_email("m2@example.com") == []  # never sent, or refused before it was read
+
+        again = run_script("add_user.py", "--csv-file", "user_reg_error.csv", proxy=standin, cwd=tmp_path)
+
+        assert again.code == 0, again.output
+        rows = {row["email"]: row for row in again.rows("user_reg_result.csv")}
+        assert sorted(rows) == ["m1@example.com", "m2@example.com"]
+        assert all(standin.key_works(row["api_keys"]) for row in rows.values())
+        assert [len(proxy.user_by_email(e)) for e in ("m0@example.com", "m1@example.com", "m2@example.com")] == [
+            1,
+            1,
+            1,
+        ]
+        assert sorted(k["key_alias"] for k in proxy.keys.values()) == ["k0", "k1", "k2"]
+
+
+def test_a_user_id_with_a_comma_and_a_lost_delete_answer(tmp_path: Path) -> None:
+    with StandIn(release="1.80.7") as proxy:
+        standin = Proxy("standin-1.80.7", proxy.url, proxy.master_key, proxy)
+        proxy.seed_user("comma@example.com", user_id="a,b")
+        proxy.fail("/user/delete", "drop_before")  # lost before the proxy acted: the user is still there
+        write_csv(tmp_path / "user_dellist.csv", 'user_id,email\n"a,b",comma@example.com\n')
+
+        run = run_script("del_user.py", proxy=standin, cwd=tmp_path)
+
+        assert run.code == 0, run.output
+        assert proxy.user_emails() == []
+        assert [row["status"] for row in run.rows("user_del_result.csv")] == ["Deleted"]
+
+
+def test_a_lost_delete_answer_does_not_claim_the_deletion(standin: Proxy, tmp_path: Path) -> None:
+    assert standin.standin is not None
+    for n in range(3):
+        standin.standin.seed_user(f"g{n}@example.com", keys=1)
+    path = "/management/v1/users/bulk_delete"
+    standin.standin.fail(path, "drop_after")
+    write_csv(tmp_path / "user_dellist.csv", "email\n" + "".join(f"g{n}@example.com\n" for n in range(3)))
+
+    run = run_script("del_user.py", proxy=standin, cwd=tmp_path)
+
+    assert run.code == 0, run.output
+    rows = run.rows("user_del_result.csv")
+    assert [row["status"] for row in rows] == ["Deleted"] * 3
+    assert all("the proxy's answer was lost and the user was gone afterwards" in row["detail"] for row in rows)
