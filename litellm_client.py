@@ -182,6 +182,21 @@ def _validation_item(item: object) -> str:
     return f"{where}: {item.get('msg')}" if where else str(item.get("msg"))
 
 
+DURATION_WORDS = ("hourly", "daily", "weekly", "monthly")  # read by 1.108 and later
+
+
+def duration_problem(text: str) -> str | None:
+    """Why no release of LiteLLM reads a duration as written, or None: its parser takes a whole
+    number, more than 0, then s, m, h, d, w or mo (anything after that is ignored: `24hr` is 24
+    hours), and months only one at a time."""
+    match = re.match(r"(\d+)(mo|[smhdw])", text)
+    if not match or int(match.group(1)) == 0:
+        return f"'{text}' is not a duration such as 30s, 30m, 24h, 30d, 2w or 1mo"
+    if match.group(2) == "mo" and int(match.group(1)) != 1:
+        return f"'{text}': LiteLLM resets budgets monthly only as 1mo"
+    return None
+
+
 def _version(text: object) -> tuple[int, ...] | None:
     match = re.match(r"(\d+)\.(\d+)\.(\d+)", str(text or ""))
     return tuple(int(part) for part in match.groups()) if match else None
@@ -280,11 +295,28 @@ class Release:
         return None
 
     def duration_refusal(self, column: str, text: str) -> str | None:
-        """Why this release would not read a duration as written, or None."""
-        if text.endswith("w") and not self.weekly_durations:
+        """Why this release would not take a duration as written, or read it otherwise, or None.
+        Every release stores the text as sent; what each reads (docs/litellm-notes.md):
+        - 1.108 on: its own parser's forms (`30s`, `24h`, `24hr`, `60min`, `2w`, `1mo`, `daily`),
+          more than 0, months only as 1mo; anything else is a 400;
+        - 1.74 to 1.107: the letters after the number must be one of s, m, h, d, mo, or the budget
+          resets at every midnight (`24hr`, `60min`, `2w` do), and N months but 1 fail with a 500;
+        - 1.65 to 1.73: the parser's forms, but not the words (a 500 there)."""
+        word = text.strip().lower() in DURATION_WORDS
+        problem = None if word and self.at_least(1, 108) else duration_problem(text)
+        if problem:
+            return f"{column} {problem}"
+        match = re.match(r"(\d+)([a-z]*)", text)
+        value, letters = (int(match.group(1)), match.group(2)) if match else (0, "")
+        if letters.startswith("w") and not self.weekly_durations:
             return (
                 f"{column} '{text}': LiteLLM {self.label} reads a duration in weeks as one day; write it in days "
-                f"({int(text[:-1]) * 7}d)"
+                f"({value * 7}d)"
+            )
+        midnight_reader = self.version is None or (self.at_least(1, 74) and not self.at_least(1, 108))
+        if midnight_reader and letters not in ("s", "m", "h", "d", "mo", "w"):
+            return (
+                f"{column} '{text}': LiteLLM {self.label} reads it as 'every midnight'; write it as 24h, 60m, 30d ..."
             )
         return None
 

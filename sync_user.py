@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections import Counter
 
-from common import csv_input, exits, lease, options, script, undo, user_record
+from common import addresses, csv_input, exits, lease, options, script, undo, user_record
 from common.actions import Action
 from common.csv_input import Row
 from common.exits import SafetyStop, UsageError
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _named(row: Row, snapshot: Snapshot) -> list[User]:
-    return snapshot.users_by_email.get(user_record.plausible_email(row["email"]) or "", [])
+    return snapshot.users_by_email.get(addresses.key(row["email"]), [])
 
 
 def summary(counts: Counter[str]) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from common import csv_input, options, user_record
+from common import addresses, csv_input, options, user_record
 from common.creation import Creation, create
 from common.csv_input import Row
 from common.journal import Journal
@@ -88,8 +88,10 @@ def plan_additions(
         try:
             if row.problem:
                 raise ValueError(row.problem)
-            email = user_record.parse_email(row["email"])
-            email_key = user_record.email_key(email)
+            email_key = addresses.key(row["email"])
+            email = addresses.parse(
+                row["email"], held=[user.email or "" for user in snapshot.users_by_email.get(email_key, [])]
+            )
             repeats.check(row, email_key)
             existing = snapshot.users_by_email.get(email_key, [])
             unfinished = _unfinished(row, existing, snapshot, inflight)
@@ -98,6 +100,8 @@ def plan_additions(
                     plan.skipped.append((row, existing[0]))
                     continue
                 raise ValueError(user_record.USER_EXISTS)
+            if not existing and not row["user_id"]:  # a row with a user_id restores what a proxy held
+                addresses.check_new(email)
             role, used_default = user_record.parse_role(row["role"], default_role)
             teams = user_record.team_names(row["team_name"]) or []
             team_ids = []
@@ -117,9 +121,11 @@ def plan_additions(
                 raise ValueError(f"key name '{key_alias}' is already used on the proxy")
             duration = _key_duration(row["key_duration"]) if row["key_duration"] else key_duration
             if with_key and duration:
-                user_record.check_duration("key_duration", duration, snapshot.rules)
-            values = user_record.wanted(row.cells, snapshot.models, snapshot.rules)
-            values.pop(csv_input.METADATA_PREFIX + user_record.OFFBOARDED_AT, None)  # the tools' own mark
+                problem = user_record.duration_refusal("key_duration", duration, snapshot.rules)
+                if problem:
+                    raise ValueError(problem)
+            values = user_record.wanted(row.cells, snapshot.models)
+            user_record.check_new(values, snapshot.rules)
         except (ValueError, argparse.ArgumentTypeError) as problem:
             plan.failures.append((row, str(problem)))
             continue
@@ -142,7 +148,7 @@ def plan_additions(
 def _sent_before(email_key: str, inflight: Mapping[str, str]) -> str | None:
     """The id a killed run sent this email's create with, which never made a user: sent again
     under that id, so that its journal entry is settled (and a late create is not doubled)."""
-    return next((user_id for user_id, email in inflight.items() if user_record.email_key(email) == email_key), None)
+    return next((user_id for user_id, email in inflight.items() if addresses.key(email) == email_key), None)
 
 
 def _key_duration(cell: str) -> str:

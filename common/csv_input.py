@@ -150,8 +150,9 @@ def _header(
 
 
 def _unescape(value: str) -> str:
-    """Undo the quote that result files put before a formula-like cell, so they can be fed back."""
-    return value[1:] if value.startswith("'") and value[1:2] in FORMULA_START else value
+    """Undo the quote that the tools' files put before a formula-like cell or one that starts with
+    a quote (results.cell), so that what they wrote reads back as it was."""
+    return value[1:] if value.startswith("'") and value[1:2] and value[1] in (*FORMULA_START, "'") else value
 
 
 class Repeats:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from common import options, removal, user_record
+from common import addresses, options, removal, user_record
 from common.actions import Action
 from common.csv_input import Row
 from common.removal import Outcome, Removal
@@ -98,10 +98,11 @@ def _resolve(row: Row, snapshot: Snapshot, all_matches: bool) -> list[User]:
         user = snapshot.users_by_id.get(row["user_id"])
         if user is None:
             raise ValueError(f"{user_record.USER_NOT_FOUND} (user_id {row['user_id']})")
-        if email and user_record.email_key(user.email or "") != user_record.email_key(email):
+        if email and addresses.key(user.email or "") != addresses.key(email):
             raise ValueError(f"user_id {user.user_id} belongs to {user.email or 'a user without email'}, not {email}")
         return [user]
-    users = snapshot.users_by_email.get(user_record.email_key(user_record.parse_email(email)), [])
+    users = snapshot.users_by_email.get(addresses.key(email), [])
+    addresses.parse(email, held=[user.email or "" for user in users])
     if not users:
         raise ValueError(user_record.USER_NOT_FOUND)
     if len(users) > 1 and not all_matches:

@@ -26,13 +26,15 @@ MAX_ECHOED_FAILURES = 20
 
 
 def cell(value: Any) -> str:
-    """A value as a CSV cell a spreadsheet shows as text: formula-like cells get a leading quote."""
+    """A value as a CSV cell a spreadsheet shows as text: formula-like cells get a leading quote,
+    and so do cells that start with one (so that the reader, which takes one off, gives them back)."""
     if value is None:
         return ""
     if isinstance(value, (list, tuple)):
         value = ";".join(str(item) for item in value)
     text = str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
+    bare = text.lstrip()  # the reader trims cells: outer white space never reads back anyway
+    return "'" + bare if bare.startswith((*FORMULA_START, "'")) else text
 
 
 def plural(count: int, noun: str) -> str:

@@ -7,8 +7,9 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
+from common.addresses import key as email_key
 from common.lease import is_lease
-from common.user_record import CLEAR, email_key
+from common.user_record import CLEAR
 from litellm_client import Key, LiteLLMClient, Release, Team, User
 
 
@@ -109,7 +110,9 @@ class Snapshot:
         return sum(user.key_count for user in self.users)
 
     def managed(self) -> list[User]:
-        return [user for user in self.users if user.is_managed]
+        """The users a sync may remove: an email and one of the four roles; never one whose email
+        no file can name (blank, or only invisible characters)."""
+        return [user for user in self.users if user.is_managed and email_key(user.email or "")]
 
     def team_named(self, name: str) -> Team | None:
         """The team a file names, by its alias if one team has it, or by its id; None if no team

@@ -9,13 +9,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from common import csv_input, options, removal, user_record
+from common import addresses, csv_input, options, removal, user_record
 from common.actions import CHANGES, Action
 from common.csv_input import Row
 from common.options import DeleteLimit
 from common.results import plural
 from common.snapshot import Snapshot
-from common.user_record import CLEARED, OFFBOARDED_AT, FieldChange
+from common.user_record import CLEARED, FieldChange
 from litellm_client import Key, User
 
 DEFAULT_SHARE = 10.0  # --max-delete default: 10% of the managed users...
@@ -164,20 +164,20 @@ def plan_sync(
     and never recorded: their users are finished (a new key).
 
     Every email in the file, even on a bad row, keeps its user from removal (a bad row's cell is
-    read for the address it plausibly holds). Only managed users (an email and one of the four
+    read for every address it plausibly holds). Only managed users (an email and one of the four
     roles) are ever removed. An empty cell leaves that attribute of an existing user as it is.
     """
     inflight = inflight or {}
     plan = SyncPlan()
-    listed = {key for row in rows if (key := user_record.plausible_email(row["email"]))}
+    listed = set().union(*(addresses.protected(row["email"]) for row in rows))
     repeats = csv_input.Repeats()
     for row in rows:
-        key = user_record.plausible_email(row["email"]) or ""
+        key = addresses.key(row["email"])
         users = snapshot.users_by_email.get(key, [])
         try:
             if row.problem:
                 raise ValueError(row.problem)
-            email = user_record.parse_email(row["email"])
+            email = addresses.parse(row["email"], held=[user.email or "" for user in users])
             repeats.check(row, key)
             if len(users) > 1:
                 ids = ", ".join(user.user_id for user in users)
@@ -185,13 +185,12 @@ def plan_sync(
             user = _by_id(row, users[0] if users else None, snapshot)
             names = user_record.team_names(row["team_name"])
             teams = None if names is None else tuple(snapshot.find_team(name).team_id for name in names)
-            values = user_record.wanted(row.cells, snapshot.models, snapshot.rules)
-            values.pop(user_record.METADATA_PREFIX + OFFBOARDED_AT, None)  # the tools' own mark, never a file's
+            values = user_record.wanted(row.cells, snapshot.models)
             change = _compare(row, email, user, teams, values, snapshot, opts)
             if user is not None and user.user_id in inflight:
                 change = replace(change, action=Action.ADD, new_values={}, user=user)
             elif user is None and not change.user_id:
-                sent = [user_id for user_id, sent_to in inflight.items() if user_record.email_key(sent_to) == key]
+                sent = [user_id for user_id, sent_to in inflight.items() if addresses.key(sent_to) == key]
                 change = replace(change, user_id=sent[0]) if sent else change
         except ValueError as problem:
             failed = Change(
@@ -204,7 +203,7 @@ def plan_sync(
             continue
         _add(plan, change, opts)
     for user in snapshot.managed():
-        if user_record.email_key(user.email or "") not in listed:
+        if addresses.key(user.email or "") not in listed:
             _add(plan, _removal(user, snapshot, opts), opts)
     plan.managed = len(snapshot.managed())
     return plan
@@ -234,8 +233,11 @@ def _compare(
     opts: SyncOptions,
 ) -> Change:
     if user is None:
+        if not row["user_id"]:  # a row with a user_id restores what a proxy held, whatever its shape
+            addresses.check_new(email)
         role, _ = user_record.parse_role(row["role"], opts.default_role)
         fresh = {column: value for column, value in values.items() if value is not CLEARED}
+        user_record.check_new(fresh, snapshot.rules)
         user_id = user_record.new_user_id(row["user_id"])
         return Change(
             action=Action.ADD, email=email, row=row, role=role, teams=teams or (), new_values=fresh, user_id=user_id

@@ -11,25 +11,21 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
-import re
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from common import addresses
 from common.csv_input import METADATA_PREFIX
-from common.options import LITELLM_DURATION
-from litellm_client import ROLES, Release, User
+from litellm_client import ROLES, Release, User, duration_problem
 
 USER_EXISTS = "User already exists in the system"  # the seed's wording, kept
 USER_NOT_FOUND = "User not found in the system"
 CLEAR = "none"
 ALL_MODELS = "all-proxy-models"  # LiteLLM's name for "every model the proxy serves"
 SPECIAL_MODELS = frozenset({ALL_MODELS, "no-default-models", "all-team-models", "*"})
-# local@domain, nothing a display name or a list would add (<>, quotes, commas, semicolons);
-# a domain without a dot (root@localhost) is an address too
-EMAIL_PATTERN = re.compile(r"""^[^@\s<>"'(),;:\[\]\\]+@[^@\s<>"'(),;:\[\]\\]+$""")
 OFFBOARDED_AT = "offboarded_at"  # the metadata key that marks a blocked user
+OFFBOARDED_KEYS = "offboarded_keys"  # ...and the keys its offboarding blocked (only those are unblocked)
 
 
 class Cleared:
@@ -42,49 +38,12 @@ class Cleared:
 CLEARED: Any = Cleared()
 
 
-# -- emails --------------------------------------------------------------------------------------
-
-
-def _invisible(char: str) -> bool:
-    """Control, format (zero-width, direction marks), separator and unassigned characters."""
-    return unicodedata.category(char)[0] in "CZ"
-
-
-def email_key(text: str) -> str:
-    """What two emails are compared by: NFC, invisible characters dropped, trimmed, any case.
-    Look-alikes that differ only by an invisible character share a key, so they meet as one."""
-    text = unicodedata.normalize("NFC", text)
-    return "".join(char for char in text if not _invisible(char)).strip().lower()
-
-
-def parse_email(cell: str) -> str:
-    """The email a cell holds (NFC, trimmed), or ValueError: invisible characters are refused,
-    since a look-alike of a real address would otherwise be a different user."""
-    email = unicodedata.normalize("NFC", cell.strip())
-    hidden = [char for char in email if _invisible(char) and char != " "]
-    if hidden:
-        names = ", ".join(f"U+{ord(char):04X}" for char in dict.fromkeys(hidden))
-        raise ValueError(f"email '{email_key(email)}' contains invisible characters ({names})")
-    if not EMAIL_PATTERN.match(email):
-        raise ValueError(f"invalid email '{cell.strip()}'")
-    return email
-
-
-def plausible_email(cell: str) -> str | None:
-    """The address a bad email cell most likely means ('Kn <kn@x.com>', 'kn@x.com' with a
-    zero-width space), as a key: a user it names is protected from removal."""
-    text = email_key(cell)
-    inside = re.search(r"<([^<>]+)>", text)
-    candidate = (inside.group(1) if inside else text).strip().strip("\"'").strip()
-    return candidate if EMAIL_PATTERN.match(candidate) else None
-
-
 def new_user_id(cell: str) -> str:
     """A user_id a new user can be created with (a restore, or a user an earlier run started), or
     ValueError: LiteLLM's listing splits its user_ids filter on commas, so such an id could never
     be looked up again."""
     user_id = cell.strip()
-    if "," in user_id or any(_invisible(char) for char in user_id):
+    if "," in user_id or addresses.has_invisible(user_id):
         raise ValueError(f"user_id '{user_id}' cannot be created: it holds a comma or an invisible character")
     return user_id
 
@@ -138,6 +97,7 @@ class Field:
     clear_with: Any = None
     send: Callable[[Any], Any] = lambda value: value
     numeric: bool = False
+    duration: bool = False  # a LiteLLM duration: what each release reads differs
 
     def update(self, value: Any) -> Any:
         """What /user/update is sent to set this value (CLEARED included)."""
@@ -154,11 +114,17 @@ class Field:
             )
         return bool(wanted == current)
 
-    def refusal(self, value: Any, rules: Release | None) -> str | None:
-        """Why the proxy cannot make this change (a row error), or None."""
+    def refusal(self, value: Any, rules: Release | None, *, creating: bool = False) -> str | None:
+        """Why the proxy cannot set this value (a row error), or None. Checked only for values
+        that are sent: a value the proxy holds already always reads back, whatever its form."""
         if value is CLEARED and self.clear_with is CANNOT:
             return f"{self.column} cannot be cleared: LiteLLM's /user/update ignores an empty value"
-        if rules is None:
+        if self.duration and value is not CLEARED:
+            return duration_refusal(self.column, value, rules) or self._release_refusal(value, rules, creating)
+        return self._release_refusal(value, rules, creating)
+
+    def _release_refusal(self, value: Any, rules: Release | None, creating: bool) -> str | None:
+        if rules is None or creating:
             return None
         return rules.update_refusal(
             self.column,
@@ -192,20 +158,21 @@ def _count(cell: str) -> int:
 
 
 def _duration(cell: str) -> str:
-    value = cell.strip().lower()
-    if not LITELLM_DURATION.match(value):
-        raise ValueError(f"'{cell}' is not a duration such as 30s, 30m, 24h, 30d, 2w or 1mo (months only as 1mo)")
-    return value
+    """A duration as written (the proxy keeps its text): which forms a release reads is checked
+    when the value is sent (Field.refusal), so a value the proxy holds always reads back."""
+    return cell.strip()
 
 
-def check_duration(column: str, value: str, rules: Release | None) -> None:
-    """A duration this proxy's release reads as written, or ValueError."""
-    problem = rules.duration_refusal(column, value) if rules else None
-    if problem:
-        raise ValueError(problem)
+def duration_refusal(column: str, value: str, rules: Release | None) -> str | None:
+    """Why this proxy's release (None: any release) would not read a duration as written."""
+    if rules:
+        return rules.duration_refusal(column, value)
+    problem = duration_problem(value)
+    return f"{column} {problem}" if problem else None
 
 
 def _models(cell: str) -> tuple[str, ...]:
+    """A set of names, sorted: a name twice (which the proxy keeps) is the same access."""
     return tuple(sorted({part.strip() for part in cell.split(";") if part.strip()}))
 
 
@@ -226,11 +193,11 @@ FIELDS: dict[str, Field] = {
     for field in (
         Field("user_alias", str, lambda u: _text_or_none(u.user_alias), clear_with=""),
         Field("max_budget", _budget, lambda u: u.max_budget, text=_number, numeric=True),
-        Field("budget_duration", _duration, lambda u: u.budget_duration or None),
+        Field("budget_duration", _duration, lambda u: u.budget_duration or None, duration=True),
         Field(
             "models",
             _models,
-            lambda u: tuple(sorted(u.models)) or None,
+            lambda u: tuple(sorted(set(u.models))) or None,
             text=";".join,
             clear_with=[ALL_MODELS],
             send=list,
@@ -241,29 +208,56 @@ FIELDS: dict[str, Field] = {
     )
 }
 ACCESS_COLUMNS = tuple(FIELDS)
+METADATA = "metadata"  # the whole object as JSON: exact types and text (undo files, exports)
+TOOL_KEYS = (OFFBOARDED_AT, OFFBOARDED_KEYS)  # metadata the tools keep themselves: never a file's
+
+
+def _metadata_object(cell: str) -> dict[str, Any]:
+    try:
+        value = json.loads(cell)
+    except ValueError:
+        raise ValueError(f"'{cell}' is not a JSON object") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"'{cell}' is not a JSON object")
+    return {name: item for name, item in value.items() if name not in TOOL_KEYS}
+
+
+def own_metadata(user: User) -> dict[str, Any]:
+    """A user's metadata without the tools' own keys, as a file holds it (a key set to null, which
+    is how LiteLLM leaves the last key removed, is no key)."""
+    return {name: value for name, value in (user.metadata or {}).items() if name not in TOOL_KEYS and value is not None}
+
+
+def _json(value: dict[str, Any]) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+METADATA_FIELD = Field(METADATA, _metadata_object, lambda u: own_metadata(u) or None, text=_json, clear_with={})
 
 
 def field(column: str) -> Field:
-    """The field a column names: one of FIELDS, or metadata.<name>."""
+    """The field a column names: one of FIELDS, metadata (the whole object), or metadata.<name>."""
     if column in FIELDS:
         return FIELDS[column]
+    if column == METADATA:
+        return METADATA_FIELD
     name = column[len(METADATA_PREFIX) :]
     return Field(column, str, lambda u: _metadata_text((u.metadata or {}).get(name)), clear_with=DROPPED)
 
 
 def is_field(column: str) -> bool:
-    return column in FIELDS or (column.startswith(METADATA_PREFIX) and column != METADATA_PREFIX)
+    return column in FIELDS or column == METADATA or (column.startswith(METADATA_PREFIX) and column != METADATA_PREFIX)
 
 
-def wanted(
-    cells: Mapping[str, str], models: frozenset[str] | None = None, rules: Release | None = None
-) -> dict[str, Any]:
+def wanted(cells: Mapping[str, str], models: frozenset[str] | None = None) -> dict[str, Any]:
     """The access values a row asks for, by column (empty cells left out), or ValueError naming
     the column and the value. models: what the proxy serves (names, access groups and wildcard
-    routes), to check a models cell against; rules: what the proxy reads as written."""
+    routes), to check a models cell against. The tools' own metadata keys are never a file's."""
     values: dict[str, Any] = {}
+    if cells.get(METADATA) and any(cells.get(column) for column in cells if column.startswith(METADATA_PREFIX)):
+        raise ValueError("metadata and metadata.<name> cells on one row: use one or the other")
     for column, cell in cells.items():
-        if not cell or not is_field(column):
+        if not cell or not is_field(column) or column.removeprefix(METADATA_PREFIX) in TOOL_KEYS:
             continue
         if cell.strip().lower() == CLEAR:
             values[column] = CLEARED
@@ -276,9 +270,16 @@ def wanted(
             unknown = [name for name in values[column] if not served(name, models)]
             if unknown:
                 raise ValueError(f"model '{unknown[0]}' is not served by this proxy")
-        if column == "budget_duration":
-            check_duration(column, values[column], rules)
     return values
+
+
+def check_new(values: Mapping[str, Any], rules: Release | None) -> None:
+    """The values a new user is created with: ValueError for one the proxy would not take as
+    written (a duration it reads otherwise)."""
+    for column, value in values.items():
+        problem = None if value is CLEARED else field(column).refusal(value, rules, creating=True)
+        if problem:
+            raise ValueError(problem)
 
 
 def served(name: str, models: frozenset[str]) -> bool:
@@ -335,7 +336,9 @@ def new_user_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     for column, value in values.items():
         if value is CLEARED:
             continue
-        if column.startswith(METADATA_PREFIX):
+        if column == METADATA:
+            metadata.update(value)
+        elif column.startswith(METADATA_PREFIX):
             metadata[column[len(METADATA_PREFIX) :]] = value
         else:
             body[column] = field(column).update(value)
@@ -352,14 +355,18 @@ def update_fields(
     keys the tools set themselves (offboarded_at), None as a value removing one."""
     body: dict[str, Any] = {}
     keys: dict[str, Any] = {}
+    base = dict(user.metadata or {})
     for change in changes:
-        if change.column.startswith(METADATA_PREFIX):
+        if change.column == METADATA:  # the whole object: exactly the file's, the tools' own keys kept
+            whole = {} if change.new is CLEARED else change.new
+            keys.update({name: None for name in own_metadata(user) if name not in whole} | whole)
+        elif change.column.startswith(METADATA_PREFIX):
             keys[change.column[len(METADATA_PREFIX) :]] = None if change.new is CLEARED else change.new
         else:
             body[change.column] = field(change.column).update(change.new)
     keys.update(metadata or {})
     if keys:
-        merged = {**(user.metadata or {}), **keys}
+        merged = {**base, **keys}
         kept = {name: value for name, value in merged.items() if value is not None}
         # an empty object is ignored by /user/update: clear the last keys by sending them as null
         body["metadata"] = kept or {name: None for name, value in keys.items() if value is None}

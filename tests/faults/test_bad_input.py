@@ -218,7 +218,10 @@ def test_emails_are_trimmed_checked_and_matched_in_any_case(standin: Proxy, tmp_
 
     assert run.code == 1, run.output
     errors = {row["line"]: row["error_reason"] for row in run.rows("user_reg_error.csv")}
-    assert errors == {"4": "invalid email 'a b@example.com'", "6": "User already exists in the system"}
+    assert errors == {
+        "4": "invalid email 'a b@example.com': one address, without a name or spaces",
+        "6": "User already exists in the system",
+    }
     assert {row["email"] for row in run.rows("user_reg_result.csv")} == {
         "spaced@example.com",
         "quoted@example.com",
@@ -279,7 +282,8 @@ def test_a_fed_back_error_file_reads_its_cells_without_the_added_quote(standin: 
     assert {row["email"]: row["error_reason"] for row in again.rows("again/user_reg_error.csv")} == {
         "'+plus@example.com": "role '+cmd' is not one of proxy_admin, proxy_admin_viewer, internal_user, "
         "internal_user_viewer (or default)",
-        "'@at.example.com": "invalid email '@at.example.com'",
+        "'@at.example.com": "invalid email '@at.example.com': not an address a mail system accepts, nor a user's on "
+        "the proxy",
     }
     written = written_cells(tmp_path, {name}) + written_cells(tmp_path / "again", set())
     assert [value for value in written if value.startswith(FORMULA_START)] == []
@@ -402,7 +406,7 @@ def test_an_unwritable_output_dir_stops_before_any_request(standin: Proxy, tmp_p
     ("cell", "reason"),
     [
         ("kn30@example.com\u200b", "email 'kn30@example.com' contains invisible characters (U+200B)"),
-        ("Kn 30 <kn30@example.com>", "invalid email 'Kn 30 <kn30@example.com>'"),
+        ("Kn 30 <kn30@example.com>", "invalid email 'Kn 30 <kn30@example.com>': one address, without a name or spaces"),
         ("kn30@exa\u00admple.com", "email 'kn30@example.com' contains invisible characters (U+00AD)"),
     ],
 )

@@ -5,6 +5,7 @@ flagged (and then failed by every planner). No proxy, no subprocess.
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from common.additions import plan_additions
 from common.csv_input import FORMULA_START, Row, read_rows
 from common.deletions import plan_deletions
 from common.exits import UsageError
+from common.results import cell
 from common.snapshot import Snapshot
 from common.sync_plan import SyncOptions, plan_sync
 from litellm_client import User
@@ -91,7 +93,7 @@ def render(
 def expected_cell(cell: str) -> str:
     """What the reader makes of a cell: trimmed, and a result file's leading ' before a formula dropped."""
     value = cell.strip()
-    return value[1:] if value.startswith("'") and value[1:2] in FORMULA_START else value
+    return value[1:] if value.startswith("'") and value[1:2] and value[1] in (*FORMULA_START, "'") else value
 
 
 def expected_rows(table: Table, starts: Sequence[int]) -> list[Row]:
@@ -262,3 +264,20 @@ def test_a_quote_never_closed_is_an_error_naming_its_line(tmp_path: Path) -> Non
     path = _write(tmp_path / "open.csv", b'email,role\nann@example.com,internal_user\n"bob@example.com,proxy_admin\n')
     with pytest.raises(UsageError, match=r"line 3: a quote opened here is never closed"):
         read_rows(path, COLUMNS)
+
+
+@FAST
+@given(
+    value=st.one_of(
+        st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r\n"), max_size=12),
+        st.lists(st.sampled_from([" ", "'", "-", "+", "=", "@", "\t", "x"]), max_size=6).map("".join),
+    )
+)
+def test_every_text_the_tools_write_reads_back_as_it_was(tmp_path_factory: pytest.TempPathFactory, value: str) -> None:
+    """A result file, an error file or an export fed back: a cell that starts with ' followed by
+    -, +, = or @ (or another ') keeps its leading quote (issue 22, item 8)."""
+    path = tmp_path_factory.mktemp("cells") / "file.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([["email", "user_alias"], ["a@example.com", cell(value)]])
+    (row,) = read_rows(str(path), ("email", "user_alias"))
+    assert row["user_alias"] == value.strip()

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from common import removal, user_record
+from common import addresses, removal, user_record
 from common.actions import CHANGES, Action
 from common.additions import AddPlan, plan_additions
 from common.csv_input import METADATA_PREFIX, Row
@@ -28,7 +28,7 @@ from common.deletions import DelPlan, plan_deletions
 from common.snapshot import Snapshot
 from common.sync_plan import Change, SyncOptions, SyncPlan, plan_sync
 from common.user_record import ALL_MODELS, CLEARED, OFFBOARDED_AT
-from litellm_client import ROLES, Key, Team, User
+from litellm_client import ROLES, Key, Release, Team, User
 
 FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
@@ -41,6 +41,10 @@ SERVED = frozenset({"gpt-4o", "claude-3"})
 # -- what a proxy holds ----------------------------------------------------------------------------
 
 PROXY_EMAILS = (
+    "o'brien@example.com",
+    "jdoe",  # an SSO user: no @
+    "first:last@example.com",
+    '"john doe"@example.com',
     "ann@example.com",
     "Ann@Example.com",  # the same address as ann's, another spelling: a duplicate on the proxy
     "bob@example.com",
@@ -59,7 +63,7 @@ def proxy_users(draw: st.DrawFn, *, unique: bool = False) -> list[User]:
     users = []
 
     def same(email: str | None) -> str:
-        return user_record.email_key(email or "")
+        return addresses.key(email or "")
 
     emails = draw(st.lists(st.sampled_from(PROXY_EMAILS), max_size=6, unique_by=same if unique else None))
     for i, email in enumerate(emails):
@@ -107,6 +111,8 @@ def proxy_teams(draw: st.DrawFn, user_ids: Sequence[str]) -> list[Team]:
 # -- what a file asks for ----------------------------------------------------------------------------
 
 VALID_EMAILS = (
+    "O'Brien@example.com",
+    '"john doe"@example.com',
     "ann@example.com",
     "ANN@example.com",
     "bob@example.com",
@@ -122,7 +128,9 @@ BAD_EMAILS = (  # each a row error; the first three plausibly mean an address, w
     "bob\u200b@example.com",
     "cy@example.com\u2060",
     "",
-    "not-an-email",
+    "not-an-email",  # a name the proxy may hold, but no address to create a user with
+    "jdoe",
+    "first:last@example.com",
     "an n@example.com",
     "ann@example.com;bob@example.com",  # ';' is a team separator, not an email separator: a bad address
 )
@@ -170,7 +178,7 @@ def worlds(draw: st.DrawFn, *, tidy: bool = False) -> tuple[list[Row], Snapshot]
     columns = draw(st.lists(st.sampled_from(list(access)), unique=True, max_size=4))
     with_user_id = draw(st.booleans())
     if tidy:  # each address once in the file
-        emails = draw(st.lists(st.sampled_from(VALID_EMAILS), max_size=7, unique_by=user_record.email_key))
+        emails = draw(st.lists(st.sampled_from(VALID_EMAILS), max_size=7, unique_by=addresses.key))
     else:
         emails = draw(st.lists(st.sampled_from(VALID_EMAILS + BAD_EMAILS), max_size=7))
     rows = []
@@ -182,7 +190,7 @@ def worlds(draw: st.DrawFn, *, tidy: bool = False) -> tuple[list[Row], Snapshot]
             "key_name": draw(st.sampled_from(["", "laptop", f"key-{line}"])),
         }
         if with_user_id:
-            own = [user.user_id for user in snapshot.users_by_email.get(user_record.email_key(email), [])]
+            own = [user.user_id for user in snapshot.users_by_email.get(addresses.key(email), [])]
             others = [] if tidy else [user.user_id for user in users] + ["a,b"]
             user_id = draw(st.sampled_from(["", "fresh", *own, *others]))
             if user_id == "fresh":  # an id for a new user: one per row (see test_two_rows_with_the_same_new_user_id)
@@ -273,14 +281,14 @@ def test_sync_never_removes_a_user_the_file_lists_nor_an_unmanaged_user(
 ) -> None:
     rows, snapshot = world
     plan = plan_sync(rows, snapshot, opts)
-    listed = {user_record.plausible_email(row["email"]) for row in rows}
-    listed |= {user_record.email_key(row["email"]) for row in rows if row["email"]}  # verbatim, even if bad
+    listed = {addresses.key(row["email"]) for row in rows}  # verbatim, even if bad
+    listed |= {addresses.key(inner) for row in rows for inner in re.findall(r"<([^<>]+)>", row["email"])}
     removals = [c for c in all_changes(plan) if c.action.removes]
     for c in removals:
         assert c.user is not None
         assert c.row is None
         assert c.user.is_managed, f"{c.user} is not managed, yet planned {c.action}"
-        assert user_record.email_key(c.user.email or "") not in listed, f"{c.user.email} is in the file"
+        assert addresses.key(c.user.email or "") not in listed, f"{c.user.email} is in the file"
     assert plan.managed == len([user for user in snapshot.users if user.email and user.role in ROLES])
 
 
@@ -298,7 +306,7 @@ def test_sync_gives_every_row_one_outcome_and_plans_no_user_twice(
     planned = [c.user.user_id for c in all_changes(plan) if c.user]
     assert len(planned) == len(set(planned)), Counter(planned).most_common(1)
     added = [c for c in all_changes(plan) if c.action is Action.ADD]
-    keys = [user_record.email_key(c.email) for c in added]
+    keys = [addresses.key(c.email) for c in added]
     assert len(keys) == len(set(keys))
     assert not set(keys) & set(snapshot.users_by_email)
     ids = [c.user_id for c in added if c.user_id]
@@ -373,10 +381,10 @@ def test_add_gives_every_row_one_outcome_and_creates_no_user_twice(
     outcomes.update(row.line for row, _ in plan.skipped)
     outcomes.update(row.line for row, _ in plan.failures)
     assert outcomes == Counter(row.line for row in rows)
-    keys = [user_record.email_key(add.spec.email) for add in plan.additions]
+    keys = [addresses.key(add.spec.email) for add in plan.additions]
     assert len(keys) == len(set(keys))
     for add in plan.additions:
-        existing = snapshot.users_by_email.get(user_record.email_key(add.spec.email), [])
+        existing = snapshot.users_by_email.get(addresses.key(add.spec.email), [])
         assert not existing or add.unfinished in existing
     ids = [add.spec.user_id for add in plan.additions if add.spec.user_id]
     assert len(ids) == len(set(ids))
@@ -484,8 +492,8 @@ INVISIBLE = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u202e
 def test_an_email_with_an_invisible_character_is_refused_and_protects_the_address_it_means(char: str) -> None:
     cell = f"ann{char}@example.com"
     with pytest.raises(ValueError, match=f"invisible characters .*U\\+{ord(char):04X}"):
-        user_record.parse_email(cell)
-    assert user_record.plausible_email(cell) == "ann@example.com"
+        addresses.parse(cell)
+    assert "ann@example.com" in addresses.protected(cell)
     ann = User("u-ann", "ann@example.com", "internal_user", (), 1)
     snapshot = Snapshot([ann], [])
     row = Row(2, {"email": cell, "role": "internal_user"})
@@ -503,18 +511,20 @@ def test_an_email_with_an_invisible_character_is_refused_and_protects_the_addres
     "cell", ["Ann Lee <ann@example.com>", '"Ann Lee" <ANN@example.com>', "'Lee, Ann' <ann@example.com>"]
 )
 def test_a_display_name_address_is_refused_but_protects_its_user(cell: str) -> None:
-    assert user_record.plausible_email(cell) == "ann@example.com"
+    assert "ann@example.com" in addresses.protected(cell)
     ann = User("u-ann", "ann@example.com", "proxy_admin", (), 0)
     bob = User("u-bob", "bob@example.com", "proxy_admin", (), 0)
     plan = plan_sync([Row(2, {"email": cell})], Snapshot([ann, bob], []), SyncOptions(now=NOW))
-    assert [reason for _, reason, _ in plan.failures] == [f"invalid email '{cell}'"]
+    assert [reason for _, reason, _ in plan.failures] == [
+        f"invalid email '{cell}': one address, without a name or spaces"
+    ]
     assert [c.user_id for c in plan[Action.DELETE]] == ["u-bob"]  # only bob, whom the file does not list
 
 
 def test_nfc_and_nfd_spellings_are_the_same_email() -> None:
     assert ZOE_NFC != ZOE_NFD
-    assert user_record.email_key(ZOE_NFC) == user_record.email_key(ZOE_NFD)
-    assert user_record.parse_email(ZOE_NFD) == ZOE_NFC
+    assert addresses.key(ZOE_NFC) == addresses.key(ZOE_NFD)
+    assert addresses.parse(ZOE_NFD) == ZOE_NFC
     zoe = User("u-zoe", ZOE_NFD, "internal_user", (), 1)  # stored decomposed on the proxy
     snapshot = Snapshot([zoe], [])
 
@@ -623,8 +633,6 @@ BAD_VALUES = [
     ("max_budget", "ten"),
     ("max_budget", "-1"),
     ("max_budget", "inf"),
-    ("budget_duration", "soon"),
-    ("budget_duration", "30 days"),
     ("tpm_limit", "1.5"),
     ("tpm_limit", "-3"),
     ("rpm_limit", "many"),
@@ -639,6 +647,40 @@ def test_a_bad_value_is_an_error_naming_its_column_and_value(column: str, cell: 
     row = Row(2, {"email": "ann@example.com", column: cell})
     assert plan_additions([row], Snapshot([], []), default_role="proxy_admin").failures == [(row, str(error.value))]
     assert [reason for _, reason, _ in plan_sync([row], Snapshot([], []), SyncOptions()).failures] == [str(error.value)]
+
+
+@pytest.mark.parametrize("cell", ["soon", "30 days", "0d", "3mo", "24H"])
+def test_a_duration_no_release_reads_is_refused_when_sent_and_kept_when_held(cell: str) -> None:
+    """A value the proxy would not take is a row error naming the column and the value; the same
+    value held by the proxy (1.80 stores any text) reads back as no change."""
+    row = Row(2, {"email": "ann@example.com", "budget_duration": cell})
+    (added,) = plan_additions([row], Snapshot([], []), default_role="proxy_admin").failures
+    assert added[1].startswith(f"budget_duration '{cell}'")
+    assert [reason for _, reason, _ in plan_sync([row], Snapshot([], []), SyncOptions()).failures] == [added[1]]
+    ann = User("u-ann", "ann@example.com", "internal_user", (), 0, budget_duration=cell)
+    assert not plan_sync([row], Snapshot([ann], []), SyncOptions()).changes_anything()
+
+
+@pytest.mark.parametrize(
+    ("release", "cell", "refused"),
+    [
+        ((1, 110, 2), "24hr", False),
+        ((1, 110, 2), "60min", False),
+        ((1, 110, 2), "daily", False),
+        ((1, 80, 7), "24hr", True),  # its reset reads the letters after the number: 'hr' is no unit
+        ((1, 80, 7), "2w", True),
+        ((1, 80, 7), "1h30m", False),
+        ((1, 65, 8), "60min", False),
+        ((1, 65, 8), "daily", True),
+    ],
+)
+def test_each_release_takes_the_durations_its_own_parser_reads(
+    release: tuple[int, ...], cell: str, refused: bool
+) -> None:
+    ann = User("u-ann", "ann@example.com", "internal_user", (), 0, budget_duration="30d")
+    snapshot = Snapshot([ann], [], rules=Release(release))
+    plan = plan_sync([Row(2, {"email": "ann@example.com", "budget_duration": cell})], snapshot, SyncOptions())
+    assert bool(plan.failures) == refused, plan.describe(snapshot)
 
 
 def test_a_model_the_proxy_does_not_serve_is_an_error_naming_it() -> None:
