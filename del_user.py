@@ -11,6 +11,7 @@ import sys
 from datetime import datetime, timezone
 
 from common import csv_input, exits, lease, options, script, undo
+from common.actions import Action
 from common.deletions import apply_deletions, plan_deletions, summary
 from common.results import Report
 from common.runner import Runner
@@ -63,10 +64,10 @@ def main(argv: list[str] | None = None) -> int:
             rows, snapshot, all_matches=args.all_matches, block=args.block, purge_after=args.purge_after, now=now
         )
         csv_input.stop_if_strict(args.strict, args.csv_file, plan.failures)
+        keys = snapshot.keys_of(proxy, [r.user for r in plan.removals if r.action is Action.BLOCK or held])
         if args.dry_run:
-            print(plan.describe(args.csv_file))
+            print(plan.describe(args.csv_file, keys))
             return exits.of_plan(failed=bool(plan.failures))
-        keys = snapshot.keys_of(proxy, [r.user for r in plan.removals])
         undo_file = None
         if plan.removals:
             deleted = [r.user.user_id for r in plan.removals if r.action.deletes]

@@ -49,6 +49,8 @@ def _column_values(snapshot: Snapshot) -> dict[str, Callable[[User], Any]]:
         "models": lambda u: sorted(u.models),
         "spend": lambda u: u.spend,
         "offboarded_at": removal.offboarded_at,
+        "state": lambda u: "offboarded" if removal.offboarded_at(u) else "active",
+        user_record.METADATA: lambda u: user_record.own_metadata(u) or None,
         "created_at": lambda u: u.created_at,
         "updated_at": lambda u: u.updated_at,
     }
@@ -136,6 +138,8 @@ def value_of(name: str, values: dict[str, Callable[[User], Any]]) -> Callable[[U
 
 
 def text(value: Any) -> str:
+    if isinstance(value, dict):
+        return user_record.field(user_record.METADATA).text(value)
     if isinstance(value, list):
         return ";".join(str(item) for item in value)
     if isinstance(value, float):

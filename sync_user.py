@@ -22,7 +22,7 @@ from common.sync_apply import Sync
 from common.sync_plan import DEFAULT_FLOOR, DEFAULT_SHARE, SyncOptions, delete_limit, keys_lost, plan_sync
 from litellm_client import User
 
-COLUMNS = ("email", "role", "team_name", "user_id", *user_record.ACCESS_COLUMNS)
+COLUMNS = ("email", "role", "team_name", "user_id", "state", *user_record.ACCESS_COLUMNS, user_record.METADATA)
 RESULT_COLUMNS = (
     "action",
     "email",
@@ -102,9 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         journal = Journal(args.output_dir, "user_sync")
         plan = plan_sync(rows, snapshot, opts, journal.leftovers)
         csv_input.stop_if_strict(args.strict, args.csv_file, [(row, reason) for row, reason, _ in plan.failures])
-        keys = snapshot.keys_of(proxy, [c.user for c in plan.leaving() if c.user])
+        # the keys the plan counts: those that leaving a team deletes, and those a block or a reinstatement switches
+        switching = [c.user for c in [*plan.leaving(), *plan[Action.BLOCK], *plan[Action.REINSTATE]] if c.user]
+        keys = snapshot.keys_of(proxy, switching)
         plan.count_team_keys(keys)
-        print(plan.describe(snapshot), flush=True)
+        print(plan.describe(snapshot, keys), flush=True)
         limit, why = delete_limit(args.max_delete, plan.managed)
         if len(plan.removals) > limit:
             raise SafetyStop(
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         if not writes:
             return exits.of_plan(failed=bool(plan.failures), drift=args.check and plan.changes_anything())
         touched = [c for action in (Action.UPDATE, Action.REINSTATE) for c in plan[action]] + plan.removals
-        unlisted = [c.user for c in touched if c.user and c.action is not Action.UPDATE and c.user_id not in keys]
+        unlisted = [c.user for c in touched if c.user and c.action.deletes and c.user_id not in keys]
         keys |= snapshot.keys_of(proxy, unlisted)
         undo_file = None
         if touched:

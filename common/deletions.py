@@ -25,16 +25,21 @@ class DelPlan:
     kept: list[tuple[Row, User, str]] = field(default_factory=list)  # listed, but not removed: why
     failures: list[tuple[Row, str]] = field(default_factory=list)
 
-    def describe(self, csv_file: str) -> str:
+    def describe(self, csv_file: str, keys: Mapping[str, Sequence[Key]]) -> str:
+        """keys: the users' keys, so that a block counts the keys it really blocks."""
         lines = [f"Plan for {csv_file}:"]
-        lines += [f"  - {r.user.email} (user_id: {r.user.user_id}, {r.describe()})" for r in self.removals]
+        lines += [
+            f"  - {r.user.email} (user_id: {r.user.user_id}, {r.describe(keys.get(r.user.user_id, []))})"
+            for r in self.removals
+        ]
         lines += [f"  = {user.email} (kept: {why})" for _, user, why in self.kept]
         lines += [f"  ! line {row.line} {row['email'] or row['user_id']}: {reason}" for row, reason in self.failures]
         deleted = [r for r in self.removals if r.action.deletes]
         blocked = [r for r in self.removals if r.action is Action.BLOCK]
+        to_block = sum(len(removal.keys_to_block(keys.get(r.user.user_id, []))) for r in blocked)
         lines.append(
             f"Users to delete: {len(deleted)} (with {plural(sum(r.user.key_count for r in deleted), 'API key')}), "
-            f"to block: {len(blocked)} (with {plural(sum(r.user.key_count for r in blocked), 'API key')}), "
+            f"to block: {len(blocked)} (with {plural(to_block, 'API key')}), "
             f"kept: {len(self.kept)}, rows with errors: {len(self.failures)}."
         )
         return "\n".join(lines)

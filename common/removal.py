@@ -1,7 +1,11 @@
 """Taking users off the proxy, in the three ways del_user.py and sync_user.py share, and putting
 them back: delete (the user and its keys, for good), block (every key blocked and the user marked
 with metadata offboarded_at; nothing is lost), purge (delete a user blocked long enough), and
-reinstate (unblock the keys, remove the mark).
+reinstate (unblock the keys the offboarding blocked, remove the mark).
+
+The offboarding writes down, in the user's metadata (offboarded_keys, on the proxy, so every run
+on any machine knows), which keys it blocked, before it blocks them: a reinstatement unblocks
+those and only those. A key that was blocked already, by hand (it leaked, say), stays blocked.
 
 Both scripts apply their removals here (blocks first, then deletions in batches) and turn each
 user's Outcome into their own result row.
@@ -18,7 +22,7 @@ from common.actions import Action
 from common.csv_input import Row
 from common.results import plural
 from common.runner import Interrupted, Runner
-from common.user_record import OFFBOARDED_AT
+from common.user_record import OFFBOARDED_AT, OFFBOARDED_KEYS
 from litellm_client import Key, LiteLLMClient, ProxyError, User, chunks
 
 
@@ -31,9 +35,10 @@ class Removal:
     action: Action
     row: Row | None = None
 
-    def describe(self) -> str:
+    def describe(self, keys: Sequence[Key]) -> str:
+        """The plan's words; keys: the user's keys (a block counts those it will block)."""
         if self.action is Action.BLOCK:
-            return f"block: {plural(self.user.key_count, 'key')}"
+            return f"block: {plural(len(keys_to_block(keys)), 'key')}"
         if self.action is Action.PURGE:
             return f"purge: blocked {offboarded_at(self.user) or '?'}, {plural(self.user.key_count, 'key')}"
         return f"keys: {self.user.key_count}"
@@ -74,22 +79,58 @@ def now_mark(now: datetime) -> str:
     return now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def block(proxy: LiteLLMClient, user: User, keys: Sequence[Key], now: datetime) -> int:
-    """Block every key the user has, then mark the user (in this order: a run killed in between
-    leaves the user unmarked, and a rerun blocks it again). The keys newly blocked."""
-    fresh = [key for key in keys if not key.blocked]
+def blocked_by_offboarding(user: User) -> tuple[str, ...]:
+    """The keys (their hashes) the user's offboarding blocked, as it wrote them down."""
+    tokens = (user.metadata or {}).get(OFFBOARDED_KEYS)
+    return tuple(str(token) for token in tokens) if isinstance(tokens, list) else ()
+
+
+def keys_to_block(keys: Sequence[Key]) -> list[Key]:
+    return [key for key in keys if not key.blocked]
+
+
+def keys_to_unblock(user: User, keys: Sequence[Key]) -> list[Key]:
+    """A reinstated user's keys that its offboarding blocked and that are blocked still."""
+    recorded = set(blocked_by_offboarding(user))
+    return [key for key in keys if key.blocked and key.token in recorded]
+
+
+def block(proxy: LiteLLMClient, user: User, keys: Sequence[Key], now: datetime, *, since: str | None = None) -> int:
+    """Write down which keys this offboarding blocks, block them, then mark the user (in this
+    order: a run killed in between leaves the user unmarked with its keys written down, and a
+    rerun blocks it again, those keys included). The keys newly blocked. since: the mark's time
+    (an undo file's), else now."""
+    fresh = keys_to_block(keys)
+    recorded = list(dict.fromkeys([*blocked_by_offboarding(user), *(key.token for key in fresh)]))
+    if fresh:
+        proxy.update_user(user.user_id, user_record.update_fields([], user, metadata={OFFBOARDED_KEYS: recorded}))
     for key in fresh:
         proxy.block_key(key.token)
-    proxy.update_user(user.user_id, user_record.update_fields([], user, metadata={OFFBOARDED_AT: now_mark(now)}))
+    mark = {OFFBOARDED_AT: since or now_mark(now), OFFBOARDED_KEYS: recorded}
+    proxy.update_user(user.user_id, user_record.update_fields([], user, metadata=mark))
     return len(fresh)
 
 
-def unblock_keys(proxy: LiteLLMClient, keys: Sequence[Key]) -> int:
-    """Unblock a reinstated user's blocked keys (the mark goes with the user's update)."""
-    held = [key for key in keys if key.blocked]
-    for key in held:
+def unblock_keys(proxy: LiteLLMClient, user: User, keys: Sequence[Key]) -> int:
+    """Unblock the keys a reinstated user's offboarding blocked (the mark goes with the user's
+    update); a key blocked another way stays blocked."""
+    chosen = keys_to_unblock(user, keys)
+    for key in chosen:
         proxy.block_key(key.token, blocked=False)
-    return len(held)
+    return len(chosen)
+
+
+def left_blocked(user: User, keys: Sequence[Key]) -> str:
+    """What a reinstatement leaves blocked, in words ("" for nothing)."""
+    others = [key for key in keys if key.blocked and key not in keys_to_unblock(user, keys)]
+    if not others:
+        return ""
+    why = (
+        "blocked before this offboarding, or by hand"
+        if blocked_by_offboarding(user) or OFFBOARDED_KEYS in (user.metadata or {})
+        else "offboarded before the tools wrote down which keys they blocked: unblock by hand those that should work"
+    )
+    return f"{plural(len(others), 'key')} left blocked ({why})"
 
 
 def remove(

@@ -23,7 +23,7 @@ from common.results import Report, plural
 from common.runner import Interrupted, Runner
 from common.snapshot import Snapshot
 from common.sync_plan import Change, SyncPlan, team_keys
-from common.user_record import OFFBOARDED_AT
+from common.user_record import OFFBOARDED_AT, OFFBOARDED_KEYS
 from litellm_client import Key, LiteLLMClient, NewUser, NewUserSpec, ProxyError, chunks
 
 
@@ -112,7 +112,7 @@ class Sync:
         for change, why in self.plan.left_out:
             self.report.done("SKIPPED", **self.result_cells(change, detail=why))
         for change in self.plan[Action.KEEP]:
-            blocked = removal.offboarded_at(change.user) if change.user and not change.row else None
+            blocked = removal.offboarded_at(change.user) if change.user else None
             self.ok(change, detail=f"blocked on {blocked}" if blocked else "")
         updates = [*self.plan[Action.UPDATE], *self.plan[Action.REINSTATE]]
         removals = self.plan.removals
@@ -137,10 +137,21 @@ class Sync:
         create(creations, self.proxy, self.runner, self.journal, self.record_added)
 
     def new_user(self, change: Change) -> NewUserSpec:
-        """The user a change creates, with its user_id (noted in the journal before it is sent)."""
+        """The user a change creates, with its user_id (noted in the journal before it is sent).
+        One restored offboarded comes back marked, without a key (any key would have to be blocked)."""
         fields = user_record.new_user_fields(change.new_values)
+        if change.offboarded_since:
+            mark = {OFFBOARDED_AT: change.offboarded_since, OFFBOARDED_KEYS: []}
+            fields["metadata"] = {**fields.get("metadata", {}), **mark}
         user_id = change.user_id or str(uuid.uuid4())
-        return NewUserSpec(change.email, change.role, change.teams, fields=fields, user_id=user_id)
+        return NewUserSpec(
+            change.email,
+            change.role,
+            change.teams,
+            with_key=not change.offboarded_since,
+            fields=fields,
+            user_id=user_id,
+        )
 
     def record_added(self, change: Change, outcome: NewUser | ProxyError) -> None:
         if isinstance(outcome, ProxyError):
@@ -152,6 +163,7 @@ class Sync:
             detail = "finished: a killed run created it and never recorded its key; this is a new key"
         else:
             detail = f"restored under user_id {outcome.user_id}" if restored else ""
+            detail += f", offboarded since {change.offboarded_since}, without a key" if change.offboarded_since else ""
         self.report.tally("restored", restored and not outcome.problem)
         if outcome.problem:
             self.failed(change, outcome.problem, user_id=outcome.user_id, api_keys=outcome.key, detail=detail)
@@ -200,14 +212,17 @@ class Sync:
             self.ok(step.change, detail=detail)
 
     def unblock(self, step: Step) -> None:
+        user, held = step.change.user, self.keys.get(step.change.user_id, [])
+        assert user is not None
         try:
-            count = removal.unblock_keys(self.proxy, self.keys.get(step.change.user_id, []))
+            count = removal.unblock_keys(self.proxy, user, held)
         except ProxyError as exc:
             with self._lock:
                 step.settle(Part.UNBLOCK, problem=f"keys not unblocked: {exc}")
             return
+        left = removal.left_blocked(user, held)
         with self._lock:
-            step.settle(Part.UNBLOCK, did=f"unblocked {plural(count, 'key')}")
+            step.settle(Part.UNBLOCK, did=f"unblocked {plural(count, 'key')}" + (f", {left}" if left else ""))
         self.report.tally("keys unblocked", count)
 
     def send_updates(self, batch: Sequence[Change], steps: dict[str, Step]) -> None:
@@ -279,7 +294,7 @@ class Sync:
 def _update_body(change: Change) -> dict[str, Any]:
     """The one /user/update a change needs: its access columns, its role, the mark it removes."""
     assert change.user is not None
-    mark = {OFFBOARDED_AT: None} if change.action is Action.REINSTATE else None
+    mark = {OFFBOARDED_AT: None, OFFBOARDED_KEYS: None} if change.action is Action.REINSTATE else None
     fields = user_record.update_fields(list(change.field_changes), change.user, metadata=mark)
     return {**fields, "user_role": change.role} if change.role_changes else fields
 

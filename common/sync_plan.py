@@ -3,6 +3,7 @@ made here; sync_apply.py applies the plan, and the plan's text is exactly what i
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -15,7 +16,7 @@ from common.csv_input import Row
 from common.options import DeleteLimit
 from common.results import plural
 from common.snapshot import Snapshot
-from common.user_record import CLEARED, FieldChange
+from common.user_record import CLEARED, OFFBOARDED_AT, FieldChange
 from litellm_client import Key, User
 
 DEFAULT_SHARE = 10.0  # --max-delete default: 10% of the managed users...
@@ -52,6 +53,7 @@ class Change:
     keys_lost: int = 0  # keys the proxy deletes with the user, or with the teams it leaves
     field_changes: tuple[FieldChange, ...] = ()  # access columns to change (UPDATE, REINSTATE)
     new_values: dict[str, Any] = field(default_factory=dict)  # the access columns a new user gets (ADD)
+    offboarded_since: str = ""  # ADD: created offboarded (state offboarded), marked since this time
 
     @property
     def updates_user(self) -> bool:
@@ -88,7 +90,9 @@ class SyncPlan:
                 replace(c, keys_lost=len(team_keys(keys, c.user_id, c.leaves))) if c.leaves else c for c in self[action]
             ]
 
-    def describe(self, snapshot: Snapshot) -> str:
+    def describe(self, snapshot: Snapshot, keys: Mapping[str, Sequence[Key]]) -> str:
+        """The plan, in the words of Terraform's: one line a change; keys: the users' keys, so that
+        a block and a reinstatement count the keys they really block and unblock."""
         deletions = [*self[Action.DELETE], *self[Action.PURGE]]
         lines = [
             "Synchronization Plan:",
@@ -106,6 +110,7 @@ class SyncPlan:
                 lines.append(f"  + {c.email} (finish user_id {c.user_id}: a killed run never recorded its key)")
                 continue
             restore = f"restore user_id {c.user_id}, " if c.row and c.row["user_id"] else ""
+            restore += f"offboarded since {c.offboarded_since}, no key, " if c.offboarded_since else ""
             values = "".join(f", {column}: {user_record.show(column, v)}" for column, v in c.new_values.items())
             lines.append(
                 f"  + {c.email} ({restore}Role: {c.role or 'default'}, Team: {_teams(snapshot, c.teams)}{values})"
@@ -115,12 +120,16 @@ class SyncPlan:
             if c.action is Action.DELETE:
                 lines.append(f"  - {c.email} (Role: {c.role}, Team: {_teams(snapshot, c.teams)}, keys: {c.keys_lost})")
             else:
-                lines.append(f"  - {c.email} ({removal.Removal(c.user, c.action).describe()})")
+                lines.append(f"  - {c.email} ({removal.Removal(c.user, c.action).describe(keys.get(c.user_id, []))})")
         lines += [f"  ~ {c.email} ({', '.join(_update_words(c, snapshot))})" for c in self[Action.UPDATE]]
         for c in self[Action.REINSTATE]:
             assert c.user is not None
-            more = "".join(f", {part}" for part in _update_words(c, snapshot))
-            lines.append(f"  ^ {c.email} (unblock: {plural(c.user.key_count, 'key')}{more})")
+            held = keys.get(c.user_id, [])
+            unblock = f"unblock: {plural(len(removal.keys_to_unblock(c.user, held)), 'key')}"
+            more = "".join(
+                f", {part}" for part in [*_update_words(c, snapshot), removal.left_blocked(c.user, held)] if part
+            )
+            lines.append(f"  ^ {c.email} ({unblock}{more})")
         lines += [f"  ! line {row.line} {row['email']}: {reason}" for row, reason, _ in self.failures]
         if self.left_out:
             lines.append(f"  Left out by --no-add/--no-update/--no-delete: {len(self.left_out)}")
@@ -186,7 +195,8 @@ def plan_sync(
             names = user_record.team_names(row["team_name"])
             teams = None if names is None else tuple(snapshot.find_team(name).team_id for name in names)
             values = user_record.wanted(row.cells, snapshot.models)
-            change = _compare(row, email, user, teams, values, snapshot, opts)
+            state = _state(row["state"])
+            change = _compare(row, email, user, teams, values, snapshot, opts, state)
             if user is not None and user.user_id in inflight:
                 change = replace(change, action=Action.ADD, new_values={}, user=user)
             elif user is None and not change.user_id:
@@ -223,6 +233,16 @@ def _by_id(row: Row, user: User | None, snapshot: Snapshot) -> User | None:
     return user
 
 
+ACTIVE, OFFBOARDED = "active", "offboarded"  # a state cell; empty leaves the user's state as it is
+
+
+def _state(cell: str) -> str:
+    state = cell.strip().lower()
+    if state not in ("", ACTIVE, OFFBOARDED):
+        raise ValueError(f"state '{cell.strip()}' is not {ACTIVE} or {OFFBOARDED} (or empty: left as it is)")
+    return state
+
+
 def _compare(
     row: Row,
     email: str,
@@ -231,6 +251,7 @@ def _compare(
     values: dict[str, Any],
     snapshot: Snapshot,
     opts: SyncOptions,
+    state: str,
 ) -> Change:
     if user is None:
         if not row["user_id"]:  # a row with a user_id restores what a proxy held, whatever its shape
@@ -239,8 +260,16 @@ def _compare(
         fresh = {column: value for column, value in values.items() if value is not CLEARED}
         user_record.check_new(fresh, snapshot.rules)
         user_id = user_record.new_user_id(row["user_id"])
+        since = (_mark_in(row["metadata"]) or removal.now_mark(opts.now)) if state == OFFBOARDED else ""
         return Change(
-            action=Action.ADD, email=email, row=row, role=role, teams=teams or (), new_values=fresh, user_id=user_id
+            action=Action.ADD,
+            email=email,
+            row=row,
+            role=role,
+            teams=teams or (),
+            new_values=fresh,
+            user_id=user_id,
+            offboarded_since=since,
         )
     wanted = row["role"].strip().lower()
     role = user.role if wanted in ("", "default") else user_record.parse_role(wanted, opts.default_role)[0]
@@ -252,11 +281,18 @@ def _compare(
     if unknown:
         raise ValueError(f"{unknown[0]} of this user is not known (the proxy's listing leaves it out)")
     field_changes = tuple(user_record.differences(values, user, snapshot.rules))
+    changes = role != user.role or joins or leaves or field_changes
     blocked = removal.offboarded_at(user) is not None
-    if blocked:
+    if blocked and state == ACTIVE:  # reinstating takes the file's word for it, never a row alone
         action = Action.REINSTATE
+    elif not blocked and state == OFFBOARDED:
+        if changes:
+            raise ValueError(
+                "to offboard a user, change only its state: the row's other changes would go to a blocked user"
+            )
+        action = Action.BLOCK
     else:
-        action = Action.UPDATE if (role != user.role or joins or leaves or field_changes) else Action.KEEP
+        action = Action.UPDATE if changes else Action.KEEP
     return Change(
         action=action,
         email=user.email or email,
@@ -309,6 +345,15 @@ def _add(plan: SyncPlan, change: Change, opts: SyncOptions) -> None:
         plan.left_out.append((change, f"left out by --no-{flag}"))
     else:
         plan[change.action].append(change)
+
+
+def _mark_in(cell: str) -> str:
+    """The offboarded_at of a metadata cell (an undo file's: when the user was offboarded), or ""."""
+    try:
+        value = json.loads(cell) if cell else {}
+    except ValueError:
+        return ""
+    return str(value.get(OFFBOARDED_AT) or "") if isinstance(value, dict) else ""
 
 
 def team_keys(keys: Mapping[str, Sequence[Key]], user_id: str, team_ids: Sequence[str]) -> list[Key]:

@@ -88,7 +88,7 @@ not-an-email,internal_user,,
     errors = {row["line"]: row for row in run.rows("user_reg_error.csv")}
     reasons = {line: row["error_reason"] for line, row in errors.items()}
     assert reasons == {
-        "3": "invalid email 'not-an-email'",
+        "3": "invalid email 'not-an-email': not an address a mail system accepts, nor a user's on the proxy",
         "4": "role 'superuser' is not one of proxy_admin, proxy_admin_viewer, internal_user, "
         "internal_user_viewer (or default)",
         "5": "User already exists in the system",

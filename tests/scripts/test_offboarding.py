@@ -10,6 +10,7 @@ output (`pytest -rP` shows them), so a run against the real proxy doubles as a t
 from __future__ import annotations
 
 import csv
+import json
 import os
 import random
 import re
@@ -35,6 +36,7 @@ UNDO_COLUMNS = [
     "role",
     "team_name",
     "user_id",
+    "state",
     "user_alias",
     "max_budget",
     "budget_duration",
@@ -42,7 +44,7 @@ UNDO_COLUMNS = [
     "tpm_limit",
     "rpm_limit",
     "max_parallel_requests",
-    "metadata.cost_center",
+    "metadata",
     "keys_lost",
 ]
 # every request that changes a user, a key or a roster (the lease's /team/new is not one)
@@ -124,9 +126,14 @@ class Staff:
     def emails(self) -> list[str]:
         return list(self.users)
 
-    def write(self, path: Path, emails: list[str]) -> None:
-        """A sync file listing these users as they are."""
-        write_csv(path, "email,role,team_name\n" + "".join(f"{e},internal_user,{self.team}\n" for e in emails))
+    def write(self, path: Path, emails: list[str], active: list[str] = ()) -> None:  # type: ignore[assignment]
+        """A sync file listing these users as they are; those in `active` with the state active
+        (a blocked one is reinstated), the others with an empty state (left as it is)."""
+        write_csv(
+            path,
+            "email,role,team_name,state\n"
+            + "".join(f"{e},internal_user,{self.team},{'active' if e in active else ''}\n" for e in emails),
+        )
 
 
 def _staff(proxy: Proxy, count: int = 10) -> Staff:
@@ -157,19 +164,21 @@ def _block_five(proxy: Proxy, staff: Staff, cwd: Path) -> Run:
 
 
 def _reinstate_two(proxy: Proxy, staff: Staff, cwd: Path) -> Run:
-    """The file lists two of the blocked users again: they are reinstated."""
-    staff.write(cwd / "user_list.csv", staff.emails[:7])
+    """The file lists two of the blocked users again, with the state active: they are reinstated."""
+    staff.write(cwd / "user_list.csv", staff.emails[:7], active=staff.emails[5:7])
     run = _run("sync_user.py", "--remove", "block", proxy=proxy, cwd=cwd)
     assert run.code == 0, run.output
     return run
 
 
 def _offboard(proxy: Proxy, user_id: str, mark: str, **metadata: str) -> None:
-    """Someone blocked this user at `mark`, as the tools do: every key blocked, then the mark."""
+    """Someone blocked this user at `mark`, as the tools do: every key blocked, written down, then the mark."""
     with proxy.client() as client:
-        for key in client.user_keys(user_id):
+        keys = client.user_keys(user_id)
+        for key in keys:
             client.block_key(key.token)
-        client.update_user(user_id, {"metadata": {**metadata, "offboarded_at": mark}})
+        recorded = [key.token for key in keys]
+        client.update_user(user_id, {"metadata": {**metadata, "offboarded_at": mark, "offboarded_keys": recorded}})
 
 
 def _with_keys(proxy: Proxy, email: str, aliases: list[str], **fields: object) -> NewUser:
@@ -243,12 +252,19 @@ def test_sync_remove_block_blocks_every_key_of_the_users_the_file_leaves_out(cle
             assert not proxy.key_works(created.key)
 
 
-def test_listing_blocked_users_again_reinstates_them(clean: Proxy, tmp_path: Path) -> None:
+def test_a_blocked_user_is_reinstated_only_when_its_state_says_active(clean: Proxy, tmp_path: Path) -> None:
     proxy = clean
     staff = _staff(proxy)
     _block_five(proxy, staff, tmp_path)
     marks = {email: user.metadata.get("offboarded_at") for email, user in proxy.users().items()}
     back, still = staff.emails[5:7], staff.emails[7:]
+    staff.write(tmp_path / "user_list.csv", staff.emails[:7])  # listed again, the state left empty
+
+    listed = _run("sync_user.py", "--remove", "block", proxy=proxy, cwd=tmp_path)
+
+    assert listed.code == 0, listed.output
+    assert "No changes: the proxy already matches the file." in listed.stdout.splitlines()
+    assert all(_refused_as_blocked(proxy, staff.users[email].key) for email in back)
 
     run = _reinstate_two(proxy, staff, tmp_path)
 
@@ -423,7 +439,8 @@ def test_del_user_undo_file_restores_every_user_as_it_was(clean: Proxy, tmp_path
     assert {email: sorted(row["keys_lost"].split(";")) for email, row in rows.items()} == {
         email: sorted(names) for email, names in aliases.items()
     }
-    assert {row["metadata.site"] for row in rows.values()} == {"berlin"}
+    assert {json.loads(row["metadata"])["site"] for row in rows.values()} == {"berlin"}
+    assert {row["team_name"] for row in rows.values()} == {eng_id, ";".join(sorted([eng_id, ops_id]))}  # by id
 
     restored = _run("sync_user.py", "--csv-file", "user_del_undo.csv", "--no-delete", proxy=proxy, cwd=tmp_path)
 
@@ -495,7 +512,10 @@ def test_check_exits_0_when_the_proxy_matches_5_when_it_drifted_and_1_for_a_bad_
     bad = check()
 
     assert bad.code == 1, bad.output
-    assert "  ! line 5 not-an-email: invalid email 'not-an-email'" in bad.stdout.splitlines()
+    assert (
+        "  ! line 5 not-an-email: invalid email 'not-an-email': not an address a mail system accepts, nor a user's "
+        "on the proxy" in bad.stdout.splitlines()
+    )
 
 
 def test_check_keeps_the_safety_stop(standin: Proxy, tmp_path: Path) -> None:
@@ -555,7 +575,12 @@ def test_del_user_blocks_keeps_and_purges_and_list_user_shows_the_offboarded(pat
     assert _refused_as_blocked(proxy, users["ann"].key)
     with proxy.client() as client:
         assert [key.blocked for key in client.user_keys(uid["ann"])] == [True, True]
-    assert proxy.users()[email["cat"]].metadata == {"cost_center": "cc-cat", "offboarded_at": LONG_AGO}
+    assert {
+        name: value for name, value in proxy.users()[email["cat"]].metadata.items() if name != "offboarded_keys"
+    } == {
+        "cost_center": "cc-cat",
+        "offboarded_at": LONG_AGO,
+    }
     assert offboarded() == {email["ann"]: ann_mark, email["cat"]: LONG_AGO}
 
     # --purge-after 30d: cat (blocked in 2020) is deleted; ann (blocked just now) and bob (not blocked) are kept
@@ -610,10 +635,10 @@ def _mixed(proxy: Proxy, tmp_path: Path) -> dict[str, str]:
     write_csv(
         tmp_path / "user_list.csv",
         f"""
-email,role,team_name,user_id
-{email["keep"]},internal_user,,
-{email["back"]},internal_user,,
-{email["restore"]},internal_user,,restored-{proxy.tag}
+email,role,team_name,user_id,state
+{email["keep"]},internal_user,,,
+{email["back"]},internal_user,,,active
+{email["restore"]},internal_user,,restored-{proxy.tag},
 """,
     )
     return email
@@ -738,6 +763,7 @@ def test_sync_undo_file_is_written_before_the_first_change_and_never_overwritten
     assert proxy.standin is not None
     team, email, user = _touched(proxy, tmp_path)
     upd, same, blk, old = (user[name] for name in ("upd", "same", "blk", "old"))
+    old_keys = list(proxy.users()[email["old"]].metadata["offboarded_keys"])
     undo = tmp_path / "user_sync_undo.csv"
     seen: list[tuple[str, str | None]] = []  # (path, the undo file as it was) at each change request
     for path in CHANGE_PATHS:
@@ -770,25 +796,27 @@ def test_sync_undo_file_is_written_before_the_first_change_and_never_overwritten
     with proxy.client() as client:  # before 1.108 only /user/info shows max_parallel_requests: read for the deleted
         listed = client.release.at_least(1, 90)
     kept = {"max_parallel_requests": "none" if listed else ""}  # not read for users that stay: empty, kept
+    team_id = proxy.team_id(team)  # undo files name teams by id: an alias may pass to another team
     expected = {
         email["upd"]: {
-            **nothing, **kept, "email": email["upd"], "role": "internal_user", "team_name": team,
-            "user_id": upd.user_id,
-            "max_budget": "5", "models": "none", "metadata.cost_center": "cc-u", "keys_lost": "",
+            **nothing, **kept, "email": email["upd"], "role": "internal_user", "team_name": team_id,
+            "user_id": upd.user_id, "state": "active",
+            "max_budget": "5", "models": "none", "metadata": {"cost_center": "cc-u"}, "keys_lost": "",
         },
         email["blk"]: {
-            **nothing, **kept, "email": email["blk"], "role": "internal_user", "team_name": team,
-            "user_id": blk.user_id,
-            "max_budget": "none", "models": "gpt-4o", "metadata.cost_center": "cc-b", "keys_lost": "",
+            **nothing, **kept, "email": email["blk"], "role": "internal_user", "team_name": team_id,
+            "user_id": blk.user_id, "state": "active",
+            "max_budget": "none", "models": "gpt-4o", "metadata": {"cost_center": "cc-b"}, "keys_lost": "",
         },
         email["old"]: {
             **nothing, "max_parallel_requests": "none", "email": email["old"], "role": "internal_user",
-            "team_name": team, "user_id": old.user_id,
-            "max_budget": "2.5", "models": "none", "metadata.cost_center": "cc-o",
+            "team_name": team_id, "user_id": old.user_id, "state": "offboarded",
+            "max_budget": "2.5", "models": "none",
+            "metadata": {"cost_center": "cc-o", "offboarded_at": LONG_AGO, "offboarded_keys": old_keys},
             "keys_lost": ";".join(sorted(f"old{n}-{proxy.tag}" for n in range(2))),
         },
     }  # fmt: skip
-    by_email = {row["email"]: row for row in rows}
+    by_email = {row["email"]: {**row, "metadata": json.loads(row["metadata"])} for row in rows}
     by_email[email["old"]]["keys_lost"] = ";".join(sorted(by_email[email["old"]]["keys_lost"].split(";")))
     assert by_email == expected  # the users it touched, as they were; never `same`, which it left alone
 
@@ -823,8 +851,8 @@ def test_a_sync_undo_file_fed_back_puts_back_the_users_the_sync_changed(clean: P
     assert _lines(restore, "  ~ ") == [f"  ~ {email['upd']} (Role: proxy_admin -> internal_user)"]
     assert _lines(restore, "  ^ ") == [f"  ^ {email['blk']} (unblock: 2 keys)"]
     assert _lines(restore, "  + ") == [
-        f"  + {email['old']} (restore user_id {user['old'].user_id}, Role: internal_user, Team: {team}, "
-        "max_budget: 2.5, metadata.cost_center: cc-o)"
+        f"  + {email['old']} (restore user_id {user['old'].user_id}, offboarded since {LONG_AGO}, no key, "
+        f'Role: internal_user, Team: {team}, max_budget: 2.5, metadata: {{"cost_center":"cc-o"}})'
     ]
     results = {row["email"]: (row["action"], row["status"]) for row in restore.rows("user_sync_result.csv")}
     assert results == {
@@ -840,9 +868,10 @@ def test_a_sync_undo_file_fed_back_puts_back_the_users_the_sync_changed(clean: P
             was.user_id, was.role, was.max_budget, was.models, dict(was.metadata),
         )  # fmt: skip
     assert _use(proxy, user["blk"].key) == (200, "")
-    old = after[email["old"]]
-    assert (old.user_id, old.role, old.max_budget, old.metadata.get("cost_center")) == (
-        user["old"].user_id, "internal_user", 2.5, "cc-o",
+    old = after[email["old"]]  # purged while offboarded: back offboarded, since then, with no key to use
+    assert (old.user_id, old.role, old.max_budget, dict(old.metadata), old.key_count) == (
+        user["old"].user_id, "internal_user", 2.5,
+        {"cost_center": "cc-o", "offboarded_at": LONG_AGO, "offboarded_keys": []}, 0,
     )  # fmt: skip
     assert set(proxy.teams_by_alias()[team]) >= {user[name].user_id for name in ("upd", "same", "blk", "old")}
 
@@ -935,3 +964,97 @@ def test_kill_9_while_blocking_leaves_at_most_the_users_in_flight_partly_blocked
     assert f"  Users to block: {count - len(done)}" in rerun.stdout.splitlines()
     assert states() == {f"leaver{n:03d}@example.com": (keys, True) for n in range(count)}
     assert {row["action"] for row in rerun.rows("user_sync_result.csv") if row["email"] in done} == {"UNCHANGED"}
+
+
+# -- 10: a key blocked by hand stays blocked (issue 22, item 2) -------------------------------------
+
+
+def _hand_block(proxy: Proxy, user_id: str, alias: str) -> None:
+    """An administrator blocks one key (it leaked), outside the tools."""
+    with proxy.client() as client:
+        (leaked,) = [key for key in client.user_keys(user_id) if key.alias == alias]
+        client.block_key(leaked.token)
+
+
+def _blocked(proxy: Proxy, user_id: str) -> dict[str | None, bool]:
+    with proxy.client() as client:
+        return {key.alias: key.blocked for key in client.user_keys(user_id)}
+
+
+def test_reinstating_unblocks_only_the_keys_the_offboarding_blocked(clean: Proxy, tmp_path: Path) -> None:
+    """The offboarding writes down, on the proxy, which keys it blocked: a run from another folder
+    (another machine) reinstates the user with only those, and the plan's counts are the run's."""
+    proxy = clean
+    tag = proxy.tag
+    user = _with_keys(proxy, proxy.email("leak"), [f"work-{tag}", f"leaked-{tag}"], role="internal_user")
+    _with_keys(proxy, proxy.email("other"), [f"other-{tag}"], role="internal_user")
+    _hand_block(proxy, user.user_id, f"leaked-{tag}")
+    write_csv(tmp_path / "user_list.csv", f"email,role\n{proxy.email('other')},internal_user\n")
+
+    offboard = _run("sync_user.py", "--remove", "block", proxy=proxy, cwd=tmp_path)
+
+    assert offboard.code == 0, offboard.output
+    assert f"  - {proxy.email('leak')} (block: 1 key)" in offboard.stdout.splitlines()
+    assert "blocked 1 (1 key blocked)" in offboard.stdout
+    assert _blocked(proxy, user.user_id) == {f"work-{tag}": True, f"leaked-{tag}": True}
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    write_csv(
+        elsewhere / "user_list.csv",
+        f"email,role,state\n{proxy.email('other')},internal_user,\n{proxy.email('leak')},internal_user,active\n",
+    )
+    back = _run("sync_user.py", "--remove", "block", proxy=proxy, cwd=elsewhere)
+
+    assert back.code == 0, back.output
+    assert (
+        f"  ^ {proxy.email('leak')} (unblock: 1 key, 1 key left blocked (blocked before this offboarding, or by hand))"
+        in back.stdout.splitlines()
+    )
+    assert "reinstated 1 (1 key unblocked)" in back.stdout
+    assert _blocked(proxy, user.user_id) == {f"work-{tag}": False, f"leaked-{tag}": True}
+    assert proxy.key_works(user.key)
+    metadata = proxy.users()[proxy.email("leak")].metadata  # LiteLLM keeps a last key removed as null
+    assert (metadata.get("offboarded_at"), metadata.get("offboarded_keys")) == (None, None)
+
+
+def test_del_user_block_and_its_undo_file_leave_a_key_blocked_by_hand_blocked(clean: Proxy, tmp_path: Path) -> None:
+    proxy = clean
+    tag = proxy.tag
+    user = _with_keys(proxy, proxy.email("leak"), [f"work-{tag}", f"leaked-{tag}"], role="internal_user")
+    _hand_block(proxy, user.user_id, f"leaked-{tag}")
+    write_csv(tmp_path / "user_dellist.csv", f"email\n{proxy.email('leak')}\n")
+
+    dry = _run("del_user.py", "--block", "--dry-run", proxy=proxy, cwd=tmp_path)
+    block = _run("del_user.py", "--block", proxy=proxy, cwd=tmp_path)
+
+    assert (dry.code, block.code) == (0, 0), dry.output + block.output
+    assert f"  - {proxy.email('leak')} (user_id: {user.user_id}, block: 1 key)" in dry.stdout.splitlines()
+    assert "blocked 1 user (1 key)" in block.stdout
+
+    undo = _run("sync_user.py", "--csv-file", "user_del_undo.csv", "--no-delete", proxy=proxy, cwd=tmp_path)
+
+    assert undo.code == 0, undo.output
+    assert "reinstated 1 (1 key unblocked)" in undo.stdout
+    assert _blocked(proxy, user.user_id) == {f"work-{tag}": False, f"leaked-{tag}": True}
+
+
+def test_an_offboarding_before_the_keys_were_written_down_unblocks_none(standin: Proxy, tmp_path: Path) -> None:
+    """A user offboarded by an older version of the tools (a mark, no list of keys): reinstating it
+    takes the mark off and unblocks nothing, and says which keys to look at."""
+    user = _with_keys(standin, standin.email("legacy"), [f"a-{standin.tag}", f"b-{standin.tag}"], role="internal_user")
+    with standin.client() as client:
+        for key in client.user_keys(user.user_id):
+            client.block_key(key.token)
+        client.update_user(user.user_id, {"metadata": {"offboarded_at": LONG_AGO}})
+    write_csv(tmp_path / "user_list.csv", f"email,state\n{standin.email('legacy')},active\n")
+
+    run = _run("sync_user.py", proxy=standin, cwd=tmp_path)
+
+    assert run.code == 0, run.output
+    assert (
+        f"  ^ {standin.email('legacy')} (unblock: 0 keys, 2 keys left blocked (offboarded before the tools wrote down "
+        "which keys they blocked: unblock by hand those that should work))" in run.stdout.splitlines()
+    )
+    assert set(_blocked(standin, user.user_id).values()) == {True}
+    assert standin.users()[standin.email("legacy")].metadata.get("offboarded_at") is None

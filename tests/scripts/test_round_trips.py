@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import Proxy, run_script, write_csv
+import pytest
+
+from tests.conftest import Proxy, new_user, run_script, write_csv
 
 
 def test_odd_team_aliases_round_trip_through_export_and_sync(standin: Proxy, tmp_path: Path) -> None:
@@ -55,3 +57,67 @@ def test_a_plan_line_never_looks_unchanged_when_it_is_not(standin: Proxy, tmp_pa
     run = run_script("sync_user.py", "--dry-run", proxy=standin, cwd=tmp_path)
 
     assert f"~ semi@example.com (Teams: {semi} -> rt-eng;rt-ops)" in run.stdout
+
+
+# -- every value a proxy holds (issue 22, items 1, 3 and 8) ------------------------------------------
+
+ODD_EMAILS = ("o'brien-{tag}@example.com", "jdoe-{tag}", "first:last-{tag}@example.com", '"j doe {tag}"@example.com')
+EXPORTED = "email,role,team_name,state,user_alias,max_budget,budget_duration,models,metadata"
+
+
+@pytest.fixture
+def clean(proxy: Proxy) -> Proxy:
+    """sync plans against every user: on a real proxy, the managed users earlier tests left go first."""
+    if proxy.real:
+        proxy.clear_managed_users()
+    return proxy
+
+
+def _odd_proxy(proxy: Proxy, tmp_path: Path) -> dict[str, str]:
+    """Users with the values a proxy accepts and a file could trip over: odd addresses, a blocked
+    user (with its keys blocked), a model twice, text that starts with a quote, a duration in
+    another spelling, JSON metadata. Their keys, by email."""
+    team_id = proxy.create_team(f"eng-{proxy.tag}")
+    keys: dict[str, str] = {}
+    with proxy.client() as client:
+        for email in (pattern.format(tag=proxy.tag) for pattern in ODD_EMAILS):
+            keys[email] = new_user(client, email, team_ids=[team_id]).key
+        odd = new_user(
+            client,
+            proxy.email("odd"),
+            role="internal_user_viewer",
+            models=["gpt-4o", "gpt-4o"],
+            user_alias="'-x",
+            budget_duration="24hr",
+            max_budget=2.5,
+            metadata={"cost": 5, "note": "'=y", "pad": " x "},
+        )
+        keys[proxy.email("odd")] = odd.key
+        keys[proxy.email("leaver")] = new_user(client, proxy.email("leaver"), key_alias=f"leaver-{proxy.tag}").key
+    write_csv(tmp_path / "user_dellist.csv", f"email\n{proxy.email('leaver')}\n")
+    blocked = run_script("del_user.py", "--block", "--output-dir", "block", proxy=proxy, cwd=tmp_path)
+    assert blocked.code == 0, blocked.output
+    return keys
+
+
+@pytest.mark.parametrize("columns", [EXPORTED, "email,role,team_name"], ids=["every-column", "the-seed-columns"])
+def test_an_unedited_export_syncs_back_as_no_change_in_every_mode(clean: Proxy, tmp_path: Path, columns: str) -> None:
+    """Blocked users stay blocked (reinstating takes the state active), odd addresses are their
+    users, and every value reads back as the proxy holds it."""
+    proxy = clean
+    keys = _odd_proxy(proxy, tmp_path)
+    export = run_script(
+        "list_user.py", "--format", "csv", "--columns", columns, "--output", "user_list.csv", proxy=proxy,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert export.code == 0, export.output
+    print((tmp_path / "user_list.csv").read_text())
+
+    for mode in (["--check"], ["--check", "--remove", "block"], ["--no-delete"], ["--remove", "block"], []):
+        run = run_script("sync_user.py", *mode, proxy=proxy, cwd=tmp_path)
+        assert run.code == 0, (mode, run.output)
+        assert "No changes: the proxy already matches the file." in run.stdout, (mode, run.output)
+
+    assert not proxy.key_works(keys[proxy.email("leaver")])
+    assert all(proxy.key_works(key) for email, key in keys.items() if email != proxy.email("leaver"))
+    assert proxy.users()[proxy.email("leaver")].metadata.get("offboarded_at")

@@ -31,7 +31,7 @@ def test_an_export_of_users_with_odd_addresses_syncs_back_as_no_change_in_every_
     for remove in (Action.DELETE, Action.BLOCK):
         plan = plan_sync(rows, snapshot, SyncOptions(remove=remove))
         assert plan.failures == []
-        assert not plan.changes_anything(), plan.describe(snapshot)
+        assert not plan.changes_anything(), plan.describe(snapshot, {})
         assert len(plan[Action.KEEP]) == len(ODD)
 
 

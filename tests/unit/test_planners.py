@@ -27,7 +27,7 @@ from common.csv_input import METADATA_PREFIX, Row
 from common.deletions import DelPlan, plan_deletions
 from common.snapshot import Snapshot
 from common.sync_plan import Change, SyncOptions, SyncPlan, plan_sync
-from common.user_record import ALL_MODELS, CLEARED, OFFBOARDED_AT
+from common.user_record import ALL_MODELS, CLEARED, OFFBOARDED_AT, TOOL_KEYS
 from litellm_client import ROLES, Key, Release, Team, User
 
 FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -145,6 +145,8 @@ ACCESS_CELLS: dict[str, tuple[str, ...]] = {
     "max_parallel_requests": ("", "4", "none"),
     "metadata.cost_center": ("", "none", "cc1", "cc2", "7"),
     "metadata.offboarded_at": ("", "2020-01-01"),  # the tools' own mark: a file's is ignored
+    "state": ("", "active", "offboarded", "ACTIVE", "gone"),
+    "metadata": ("", '{"cost_center": "cc1"}', "{}", '{"n": 5, "flag": true}', "[1]"),
 }
 OVERFULL = "the row has 6 fields but the header has 5: check for an unquoted delimiter in a cell"
 TIDY_ACCESS_CELLS: dict[str, tuple[str, ...]] = {  # valid values only
@@ -157,6 +159,7 @@ TIDY_ACCESS_CELLS: dict[str, tuple[str, ...]] = {  # valid values only
     "max_parallel_requests": ("", "4"),
     "metadata.cost_center": ("", "none", "cc1", "cc2", "7"),
     "metadata.offboarded_at": ("", "2020-01-01"),
+    "state": ("", "active", "offboarded"),
 }
 
 
@@ -225,7 +228,9 @@ def _set_fields(user: User, values: dict[str, Any]) -> User:
     metadata = dict(user.metadata or {})
     attributes: dict[str, Any] = {}
     for column, value in values.items():
-        if column.startswith(METADATA_PREFIX):
+        if column == "metadata":  # the whole object: exactly this, the tools' own keys kept
+            metadata = {k: v for k, v in metadata.items() if k in TOOL_KEYS} | ({} if value is CLEARED else value)
+        elif column.startswith(METADATA_PREFIX):
             name = column[len(METADATA_PREFIX) :]
             if value is CLEARED:
                 metadata.pop(name, None)
@@ -250,12 +255,15 @@ def apply_sync(plan: SyncPlan, snapshot: Snapshot, opts: SyncOptions) -> Snapsho
         user_id = c.user_id or f"added-{n}"
         assert user_id not in users, f"{c.email}: user_id {user_id} is on the proxy already"
         users[user_id] = _set_fields(User(user_id, c.email, c.role, c.teams, 1), dict(c.new_values))
+        if c.offboarded_since:
+            user = users[user_id]
+            users[user_id] = replace(user, metadata={**user.metadata, OFFBOARDED_AT: c.offboarded_since})
         for team in c.teams:
             rosters[team].add(user_id)
     for c in [*plan[Action.UPDATE], *plan[Action.REINSTATE]]:
         user = users[c.user_id]
         if c.action is Action.REINSTATE:
-            user = replace(user, metadata={k: v for k, v in user.metadata.items() if k != OFFBOARDED_AT})
+            user = replace(user, metadata={k: v for k, v in user.metadata.items() if k not in TOOL_KEYS})
         users[c.user_id] = _set_fields(
             replace(user, role=c.role, teams=c.teams), {f.column: f.new for f in c.field_changes}
         )
@@ -327,10 +335,10 @@ def test_sync_against_what_its_plan_leaves_changes_nothing(
     second = plan_sync(rows, after, opts)
     failed = {row.line for row, _, _ in first.failures}
     again = [(c.action, c.email) for action in CHANGES for c in second[action] if not (c.row and c.row.line in failed)]
-    assert again == [], second.describe(after)
+    assert again == [], second.describe(after, {})
     if not first.failures:
         assert not second.changes_anything()
-        assert "No changes: the proxy already matches the file." in second.describe(after)
+        assert "No changes: the proxy already matches the file." in second.describe(after, {})
 
 
 # -- plan_additions ----------------------------------------------------------------------------------
@@ -555,7 +563,7 @@ def test_an_accepted_email_is_the_address_sync_matches_it_by(cell: str) -> None:
     opts = SyncOptions(now=NOW)
     first = plan_sync(rows, Snapshot([], []), opts)
     second = plan_sync(rows, apply_sync(first, Snapshot([], []), opts), opts)
-    assert not second.changes_anything(), second.describe(Snapshot([], []))
+    assert not second.changes_anything(), second.describe(Snapshot([], []), {})
 
 
 def test_two_rows_with_the_same_new_user_id_are_not_both_created() -> None:
@@ -680,7 +688,7 @@ def test_each_release_takes_the_durations_its_own_parser_reads(
     ann = User("u-ann", "ann@example.com", "internal_user", (), 0, budget_duration="30d")
     snapshot = Snapshot([ann], [], rules=Release(release))
     plan = plan_sync([Row(2, {"email": "ann@example.com", "budget_duration": cell})], snapshot, SyncOptions())
-    assert bool(plan.failures) == refused, plan.describe(snapshot)
+    assert bool(plan.failures) == refused, plan.describe(snapshot, {})
 
 
 def test_a_model_the_proxy_does_not_serve_is_an_error_naming_it() -> None:
