@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import requests
@@ -574,12 +574,16 @@ class LiteLLMClient:
         self._session.mount(self.base_url, HTTPAdapter(pool_maxsize=pool, max_retries=_retry(resend=True)))
         for path in NOT_RESENT:
             self._session.mount(self.base_url + path, HTTPAdapter(pool_maxsize=pool, max_retries=_retry(resend=False)))
+        self._quick = requests.Session()  # one try, for calls that must not wait (the lease's renewals)
+        self._quick.headers["Authorization"] = f"Bearer {master_key}"
+        self._quick.mount(self.base_url, HTTPAdapter(pool_maxsize=2, max_retries=0))
 
     def __enter__(self) -> LiteLLMClient:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self._session.close()
+        self._quick.close()
 
     # -- transport -------------------------------------------------------------------------
 
@@ -591,15 +595,18 @@ class LiteLLMClient:
         params: dict[str, Any] | None = None,
         body: Any = None,
         shape: Callable[[Any], bool] | None = None,
+        quick: float | None = None,
     ) -> Any:
         """One request; its JSON answer, or ProxyError. shape: what a LiteLLM answer to this path
-        looks like; anything else (a login page, a reverse proxy's landing page) is refused."""
+        looks like; anything else (a login page, a reverse proxy's landing page) is refused.
+        quick: one try only, with this timeout in seconds."""
         if self.read_only and method != "GET":
             raise RuntimeError(f"read-only client asked to {method} {path}")
         started = time.monotonic()
+        session, timeout = (self._quick, (quick, quick)) if quick else (self._session, self._timeout)
         try:
-            response = self._session.request(
-                method, self.base_url + path, params=params, json=body, timeout=self._timeout, verify=self._verify
+            response = session.request(
+                method, self.base_url + path, params=params, json=body, timeout=timeout, verify=self._verify
             )
         except requests.RequestException as exc:
             error = _transport_error(exc, self.base_url)
@@ -630,7 +637,7 @@ class LiteLLMClient:
             stamp = email.utils.parsedate_to_datetime(response.headers["Date"])
         except (KeyError, TypeError, ValueError):
             return
-        self._clock = (stamp, time.monotonic())
+        self._clock = (stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc), time.monotonic())
 
     def proxy_time(self) -> datetime | None:
         """The proxy's clock (from the Date of its last answer): what its own timestamps compare with."""
@@ -1121,8 +1128,9 @@ class LiteLLMClient:
             return found[0]
         return Team.from_api(row)
 
-    def update_team_metadata(self, team_id: str, metadata: Mapping[str, Any]) -> None:
-        self._call("POST", "/team/update", body={"team_id": team_id, "metadata": dict(metadata)})
+    def update_team_metadata(self, team_id: str, metadata: Mapping[str, Any], *, timeout: float | None = None) -> None:
+        """Replace a team's metadata; with a timeout, in one quick try (no retries)."""
+        self._call("POST", "/team/update", body={"team_id": team_id, "metadata": dict(metadata)}, quick=timeout)
 
     def delete_team(self, team_id: str) -> None:
         """Delete a team; one that is gone already is not an error."""

@@ -1,15 +1,24 @@
 """One writing run per proxy, whoever starts it, from whichever machine or spelling of its URL.
 
 A local lock file cannot see another machine, or the same proxy under another URL. So the lease
-is kept on the proxy itself, where every client sees it: a team with a reserved id, created at
-the start of a run (after the release is checked, before the proxy is read for the plan) and
-deleted at its end. Its metadata says who holds it and since when; the holder renews it every
-RENEW_SECONDS, and a lease not renewed for TTL_SECONDS is a dead run's. Times are the proxy's
-own (the Date of its answers), so clocks that differ between machines do not matter.
+is kept on the proxy itself, where every client sees it: a team with a reserved id, alias and
+mark in its metadata, created at the start of a run (after the release is checked, before the
+proxy is read for the plan) and deleted at its end. Its metadata says who holds it, since when,
+and how often it was renewed; the holder renews it every tenth of its time to live.
 
-Taking it: create our lease, then list the leases; if another live one exists, ours is deleted
-again and the run stops (exit 4). Two runs that start together may both stop, never both go on:
-each looks only after its own lease exists, so the later of the two always sees the earlier.
+Taking it: create ours (claiming), then list the leases. Another lease that holds the proxy
+stops this run (exit 4). Another that is claiming too means two runs started together: each
+gives its own back and tries again after a random pause, so that one of them goes on. Only when
+no other lease is there does ours hold: of two runs, the later to create always sees the earlier.
+
+A lease is judged dead only by what this machine can see for itself, never by a clock: on this
+machine (and pid namespace) its process is gone; elsewhere, its renewal count stays the same for
+its whole time to live, watched on this run's own monotonic clock. The proxy's clock, which
+differs between replicas of one proxy, is used only to say when a lease looks fresh.
+
+A run stops starting rows once its last successful renewal is older than the time to live less a
+margin, before another run could take its lease over; renewals are quick, and any failure of the
+renewal thread counts as a lost lease.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from __future__ import annotations
 import getpass
 import logging
 import os
-import re
+import random
 import socket
 import threading
 import time
@@ -35,18 +44,29 @@ log = logging.getLogger("lease")
 
 LEASE_ALIAS = "litellm-user-tools lease (do not use)"
 LEASE_PREFIX = "litellm-user-tools-lease-"
+LEASE_MARK = "litellm_user_tools_lease"  # in its metadata, with the format's version
+HOLDER_KEYS = frozenset({"script", "owner", "host", "pid", "ttl_seconds"})  # a lease's metadata always has these
 TTL_SECONDS = 300
-RENEW_SECONDS = 30
+RENEWAL_TIMEOUT = 10.0  # seconds a renewal may take: one try, no retries
+CLAIMS = 6  # tries to take the lease while other runs are starting too
+CLAIMING, HOLDING = "claiming", "holding"
 
 
 def is_lease(team: Team) -> bool:
-    return team.team_id.startswith(LEASE_PREFIX)
+    """A lease by all of its marks (id, alias, holder): a team that only shares one is a team."""
+    return team.team_id.startswith(LEASE_PREFIX) and team.alias == LEASE_ALIAS and set(team.metadata) >= HOLDER_KEYS
 
 
 def _this_host() -> str:
-    """This machine, told apart from a rebooted or cloned one (a pid is only meaningful here)."""
+    """This machine and pid namespace, told apart from a rebooted or cloned machine, and from a
+    container that shares the host's name (host networking) but not its processes: a pid means
+    something only here."""
     boot = Path("/proc/sys/kernel/random/boot_id")
-    return f"{socket.gethostname()}/{boot.read_text().strip() if boot.exists() else ''}"
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return f"{socket.gethostname()}/{boot.read_text().strip() if boot.exists() else ''}/{namespace}"
 
 
 def _alive(pid: int) -> bool:
@@ -59,109 +79,170 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _parse_time(stamp: Any) -> datetime | None:
+def _seconds(stamp: Any) -> float | None:
+    """A time the proxy wrote, as seconds since the epoch (UTC when it says no zone)."""
     if not isinstance(stamp, str):
         return None
-    text = re.sub(r"(\.\d{6})\d*", r"\1", stamp.replace("Z", "+00:00"))
     try:
-        moment = datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _ttl(team: Team) -> float:
+    ttl = team.metadata.get("ttl_seconds")
+    return float(ttl) if isinstance(ttl, (int, float)) and ttl > 0 else TTL_SECONDS
 
 
 class Lease:
-    """This run's lease on the proxy; stop_reason says when it was lost (the Runner stops then)."""
+    """This run's lease on the proxy; stop_reason says when it is lost or about to be."""
 
-    def __init__(self, proxy: LiteLLMClient, script: str):
+    def __init__(self, proxy: LiteLLMClient, script: str, *, ttl: float = TTL_SECONDS):
         self.proxy = proxy
-        self.script = script
+        self.ttl = ttl
         self.team_id = LEASE_PREFIX + uuid.uuid4().hex
-        self.metadata = {
+        self.metadata: dict[str, Any] = {
+            LEASE_MARK: 1,
             "script": script,
             "owner": f"{getpass.getuser()}@{socket.gethostname()}",
             "host": _this_host(),
             "pid": os.getpid(),
             "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "ttl_seconds": TTL_SECONDS,
+            "ttl_seconds": ttl,
+            "state": CLAIMING,
+            "renewals": 0,
         }
         self._lost: str | None = None
         self._renewed = time.monotonic()
         self._done = threading.Event()
-        self._renewer = threading.Thread(target=self._renew, daemon=True, name="lease")
+        self._renewer = threading.Thread(target=self._renew_until_done, daemon=True, name="lease")
 
     @property
     def stop_reason(self) -> str | None:
-        return self._lost
+        """Why the run must start no more rows: the lease was lost, or is about to expire for
+        another run (its last renewal is older than the time to live less a margin)."""
+        if self._lost:
+            return self._lost
+        since = time.monotonic() - self._renewed
+        if since > self.ttl - self.margin:
+            return f"this run's lease on the proxy has not been renewed for {since:.0f} s (of {self.ttl:.0f} s)"
+        return None
+
+    @property
+    def margin(self) -> float:
+        return min(60.0, self.ttl / 4)
 
     def _stamp(self) -> dict[str, Any]:
         now = self.proxy.proxy_time()
         return {**self.metadata, "renewed_at": now.isoformat(timespec="seconds") if now else None}
 
     def take(self) -> None:
-        self.proxy.create_team(LEASE_ALIAS, team_id=self.team_id, metadata=self._stamp())
-        try:
-            live = self._live_others()
-        except BaseException:  # a lease nobody checked would stop every other run for its TTL
-            self.give_back()
-            raise
-        if live:
-            self.give_back()
-            holder = live[0].metadata
-            raise SafetyStop(
-                f"ERROR: another run is applying changes to this proxy ({holder.get('script', '?')} by "
-                f"{holder.get('owner', '?')}, pid {holder.get('pid', '?')}, started {holder.get('started_at', '?')}; "
-                f"its lease is the team {live[0].team_id}). Nothing was changed: try again when it has finished. "
-                f"The lease of a run that died expires {TTL_SECONDS // 60} minutes after its last renewal."
-            )
-        self._renewer.start()
+        """Hold the proxy, or raise SafetyStop (exit 4) if another run holds it."""
+        for attempt in range(CLAIMS):
+            self.team_id = LEASE_PREFIX + uuid.uuid4().hex
+            self.metadata["state"] = CLAIMING
+            self.proxy.create_team(LEASE_ALIAS, team_id=self.team_id, metadata=self._stamp())
+            try:
+                others = self._live_others()
+            except BaseException:  # a lease nobody checked would stop every other run for its TTL
+                self._delete()
+                raise
+            if not others:
+                self.metadata["state"] = HOLDING
+                self.renew()
+                if self._lost:
+                    raise ProxyError(f"the lease could not be taken: {self._lost}")
+                self._renewer.start()
+                return
+            self._delete()
+            holding = [team for team in others if team.metadata.get("state") != CLAIMING]
+            if holding:
+                raise SafetyStop(_busy(holding[0]))
+            log.warning("another run is starting at the same moment; trying again (%d)", attempt + 1)
+            time.sleep(random.uniform(0.2, 1.5) * (attempt + 1))
+        raise SafetyStop(
+            "ERROR: other runs kept starting at the same moment as this one; nothing was changed: try again."
+        )
 
     def _live_others(self) -> list[Team]:
         """The leases of other runs that are alive; those of runs that died are removed."""
-        leases = self.proxy.teams(alias=LEASE_ALIAS)
-        now = self.proxy.proxy_time()
-        others = [team for team in leases if is_lease(team) and team.team_id != self.team_id]
-        live = [team for team in others if not self._dead(team, now)]
+        leases = [team for team in self.proxy.teams(alias=LEASE_ALIAS) if is_lease(team)]
+        others = [team for team in leases if team.team_id != self.team_id]
+        live = [team for team in others if not self._dead(team)]
         for team in others:
             if team not in live:
                 log.warning("removing the lease of a run that died: %s", team.metadata)
                 self.proxy.delete_team(team.team_id)
         return live
 
-    def _dead(self, team: Team, now: datetime | None) -> bool:
-        """A lease whose run is gone: on this machine, its process is not running; anywhere, the
-        proxy has not seen it renewed for its time to live."""
+    def _dead(self, team: Team) -> bool:
         holder = team.metadata
         pid = holder.get("pid")
-        if holder.get("host") == self.metadata["host"] and isinstance(pid, int) and not _alive(pid):
-            return True
-        renewed = _parse_time(holder.get("renewed_at")) or _parse_time(team.updated_at)
-        ttl = holder["ttl_seconds"] if isinstance(holder.get("ttl_seconds"), int) else TTL_SECONDS
-        return bool(now and renewed and (now - renewed).total_seconds() > ttl)
+        if holder.get("host") == self.metadata["host"] and isinstance(pid, int):
+            return not _alive(pid)  # on this machine: its process says, alive or not
+        renewed, now = _seconds(holder.get("renewed_at")), self.proxy.proxy_time()
+        if renewed is not None and now is not None and now.timestamp() - renewed < _ttl(team):
+            return False  # it looks fresh: alive (the safe answer, whatever the clocks)
+        return self._unchanged_for_its_ttl(team)
 
-    def _renew(self) -> None:
-        while not self._done.wait(RENEW_SECONDS) and not self._lost:
-            self.renew()
+    def _unchanged_for_its_ttl(self, team: Team) -> bool:
+        """Watch a lease that looks stale: dead if its renewal count stays the same for its time to
+        live, on this run's own clock; alive as soon as it changes (or is gone)."""
+        ttl = _ttl(team)
+        log.warning(
+            "the lease of %s (%s, pid %s) looks stale; watching it for up to %.0f s",
+            team.metadata.get("script"), team.metadata.get("owner"), team.metadata.get("pid"), ttl,
+        )  # fmt: skip
+        seen = team.metadata.get("renewals")
+        watched = time.monotonic()
+        while time.monotonic() - watched < ttl:
+            time.sleep(min(ttl / 10, 5.0))
+            now = [other for other in self.proxy.teams(alias=LEASE_ALIAS) if other.team_id == team.team_id]
+            if not now or now[0].metadata.get("renewals") != seen:
+                return False  # renewed: alive (or given back meanwhile: nothing to remove)
+        return True
+
+    def _renew_until_done(self) -> None:
+        try:
+            while not self._done.wait(self.ttl / 10) and not self._lost:
+                self.renew()
+        except BaseException as exc:  # whatever stops the renewals loses the lease
+            self._lost = f"this run's lease on the proxy could not be renewed ({exc})"
 
     def renew(self) -> None:
-        """Tell the proxy this run is alive; note when the lease is gone, or about to expire."""
+        """Tell the proxy this run is alive (one quick request); note when the lease is gone."""
+        self.metadata["renewals"] += 1
         try:
-            self.proxy.update_team_metadata(self.team_id, self._stamp())
+            self.proxy.update_team_metadata(self.team_id, self._stamp(), timeout=RENEWAL_TIMEOUT)
             self._renewed = time.monotonic()
         except ProxyError as exc:
             if exc.not_found:
                 self._lost = "this run's lease on the proxy was removed by another run"
-            elif time.monotonic() - self._renewed > TTL_SECONDS - 2 * RENEW_SECONDS:
-                self._lost = f"this run's lease on the proxy could not be renewed ({exc})"
+            else:
+                log.warning("the lease could not be renewed (%s); trying again", exc)
 
     def give_back(self) -> None:
         self._done.set()
         if self._renewer.is_alive():
             self._renewer.join()
+        self._delete()
+
+    def _delete(self) -> None:
         try:
             self.proxy.delete_team(self.team_id)
         except ProxyError as exc:
             log.warning("could not give back the lease %s (it expires by itself): %s", self.team_id, exc)
+
+
+def _busy(team: Team) -> str:
+    holder = team.metadata
+    return (
+        f"ERROR: another run is applying changes to this proxy ({holder.get('script', '?')} by "
+        f"{holder.get('owner', '?')}, pid {holder.get('pid', '?')}, started {holder.get('started_at', '?')}; "
+        f"its lease is the team {team.team_id}). Nothing was changed: try again when it has finished. "
+        f"The lease of a run that died expires {int(_ttl(team)) // 60} minutes after its last renewal."
+    )
 
 
 @contextmanager
