@@ -13,13 +13,14 @@ from datetime import datetime, timezone
 from common import csv_input, exits, lease, options, script, undo
 from common.actions import Action
 from common.deletions import apply_deletions, plan_deletions, summary
+from common.journal import Journal
 from common.results import Report
 from common.runner import Runner
 from common.snapshot import Snapshot
 from litellm_client import PAGE_SIZE
 
 COLUMNS = ("email", "user_id")
-RESULT_COLUMNS = ("email", "user_id", "status", "keys_deleted", "keys_blocked", "detail")
+RESULT_COLUMNS = ("email", "user_id", "status", "keys_deleted", "keys_blocked", "detail", "error_reason")
 ERROR_COLUMNS = ("line", *COLUMNS, "error_reason")
 EXAMPLES = """\
   python del_user.py --dry-run                          # who would go from user_dellist.csv, with key counts
@@ -60,8 +61,15 @@ def main(argv: list[str] | None = None) -> int:
         many = bool(held) and len(rows) >= PAGE_SIZE
         snapshot = Snapshot.load(proxy, teams=bool(held), keys_within=len(rows) if many else 0)
         now = datetime.now(timezone.utc)
+        journal = Journal(args.output_dir, "user_del")
         plan = plan_deletions(
-            rows, snapshot, all_matches=args.all_matches, block=args.block, purge_after=args.purge_after, now=now
+            rows,
+            snapshot,
+            all_matches=args.all_matches,
+            block=args.block,
+            purge_after=args.purge_after,
+            now=now,
+            in_flight=journal.leftovers,
         )
         csv_input.stop_if_strict(args.strict, args.csv_file, plan.failures)
         keys = snapshot.keys_of(proxy, [r.user for r in plan.removals if r.action is Action.BLOCK or held])
@@ -78,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
             Report(args.output_dir, "user_del", result_columns=RESULT_COLUMNS, error_columns=ERROR_COLUMNS) as report,
             Runner(workers=args.workers, quiet=args.quiet, watched=[proxy, *([held] if held else [])]) as runner,
         ):
-            code = report.run(lambda: apply_deletions(plan, proxy, runner, report, keys, now))
+            try:
+                code = report.run(lambda: apply_deletions(plan, proxy, runner, report, keys, now, journal))
+            finally:
+                journal.close()
     print(summary(report.counts, report.failed, report.files()))
     if undo_file:
         print(f"Undo file: {undo_file} (to restore: python sync_user.py --csv-file {undo_file} --no-delete)")

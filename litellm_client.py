@@ -440,6 +440,7 @@ class DeleteOutcome:
     missing: list[User]  # gone before this batch reached the proxy
     unconfirmed: list[User] = field(default_factory=list)  # gone after a lost answer: this run, or someone else
     failed: dict[str, str] = field(default_factory=dict)  # user_id -> why the proxy did not delete it
+    left_on_rosters: dict[str, str] = field(default_factory=dict)  # user_id -> deleted, but a roster still has it
 
 
 @dataclass(frozen=True, slots=True)
@@ -1029,10 +1030,13 @@ class LiteLLMClient:
                         outcome.unconfirmed.extend(remaining.pop(user_id) for user_id in gone)
                     else:
                         raise
-        if not self.release.user_delete_cleans_rosters:
+        if not self.release.user_delete_cleans_rosters:  # 1.65 leaves a deleted user on its teams' rosters
             for user in [*outcome.deleted, *outcome.unconfirmed]:
                 for team_id in user.teams:
-                    self.remove_team_member(team_id, user.user_id, with_keys=False)
+                    try:
+                        self.remove_team_member(team_id, user.user_id, with_keys=False)
+                    except ProxyError as exc:
+                        outcome.left_on_rosters[user.user_id] = f"still on the roster of team {team_id} ({exc})"
         return outcome
 
     def _delete(self, remaining: dict[str, User], outcome: DeleteOutcome) -> None:

@@ -3,7 +3,8 @@
 New users go as many a request as the proxy takes (the client knows: 500 with the bulk create,
 one before it), with the same end state either way; users to finish (an earlier run created them
 without handing out their key) go one by one. Each create is noted in the run's journal before it
-is sent, and settled once the script has recorded its outcome.
+is sent, and settled once the script has recorded its outcome, unless the user may exist
+with a key nobody saw: the next run in the same folder finishes it (a new key, in its result file).
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def create(
 
     def settle(creation: Creation[T], outcome: NewUser | ProxyError) -> None:
         record(creation.item, outcome)
-        journal.settled([str(creation.spec.user_id)])
+        if not _unfinished(outcome):
+            journal.settled([str(creation.spec.user_id)])
 
     def finish(creation: Creation[T]) -> None:
         assert creation.unfinished is not None
@@ -74,3 +76,9 @@ def create(
     except Interrupted as stop:
         stop.not_started = [c.item for c in stop.not_started]
         raise
+
+
+def _unfinished(outcome: NewUser | ProxyError) -> bool:
+    """A user that exists, or may, with a key nobody has seen (the answer was lost, or replacing
+    its key failed): it stays in the journal, and the next run in this folder finishes it."""
+    return isinstance(outcome, ProxyError) and bool(outcome.user_id or outcome.answer_lost)

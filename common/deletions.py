@@ -12,11 +12,14 @@ from typing import Any
 from common import addresses, options, removal, user_record
 from common.actions import Action
 from common.csv_input import Row
+from common.journal import Journal
 from common.removal import Outcome, Removal
 from common.results import Report, plural
 from common.runner import Interrupted, Runner
 from common.snapshot import Snapshot
 from litellm_client import Key, LiteLLMClient, User
+
+ALREADY_DELETED = "already deleted: a run stopped (kill -9?) before it recorded this deletion"
 
 
 @dataclass
@@ -24,6 +27,9 @@ class DelPlan:
     removals: list[Removal] = field(default_factory=list)
     kept: list[tuple[Row, User, str]] = field(default_factory=list)  # listed, but not removed: why
     failures: list[tuple[Row, str]] = field(default_factory=list)
+    deleted_before: list[tuple[Row, str, str]] = field(
+        default_factory=list
+    )  # (row, user_id, email) a killed run deleted
 
     def describe(self, csv_file: str, keys: Mapping[str, Sequence[Key]]) -> str:
         """keys: the users' keys, so that a block counts the keys it really blocks."""
@@ -33,6 +39,7 @@ class DelPlan:
             for r in self.removals
         ]
         lines += [f"  = {user.email} (kept: {why})" for _, user, why in self.kept]
+        lines += [f"  = {email} ({ALREADY_DELETED})" for _, _, email in self.deleted_before]
         lines += [f"  ! line {row.line} {row['email'] or row['user_id']}: {reason}" for row, reason in self.failures]
         deleted = [r for r in self.removals if r.action.deletes]
         blocked = [r for r in self.removals if r.action is Action.BLOCK]
@@ -53,8 +60,10 @@ def plan_deletions(
     block: bool = False,
     purge_after: str | None = None,
     now: datetime | None = None,
+    in_flight: Mapping[str, str] | None = None,
 ) -> DelPlan:
-    """Resolve every row against the snapshot; no request is made here.
+    """Resolve every row against the snapshot; no request is made here. in_flight: user_id -> email
+    of the deletions a killed run sent and never recorded: a row naming one that is gone is done.
 
     Without --purge-after each user is deleted (or blocked, with --block). With it, a user blocked
     that long ago is deleted; one not blocked is blocked with --block, kept otherwise; one blocked
@@ -66,6 +75,10 @@ def plan_deletions(
         try:
             if row.problem:
                 raise ValueError(row.problem)
+            gone = _deleted_before(row, snapshot, in_flight or {})
+            if gone:
+                plan.deleted_before.append((row, *gone))
+                continue
             users = _resolve(row, snapshot, all_matches)
             again = [user for user in users if user.user_id in planned]
             if again:
@@ -97,6 +110,16 @@ def _action(user: User, block: bool, purge_after: str | None, now: datetime) -> 
     return None, f"blocked on {removal.offboarded_at(user)}, less than --purge-after {purge_after} ago"
 
 
+def _deleted_before(row: Row, snapshot: Snapshot, in_flight: Mapping[str, str]) -> tuple[str, str] | None:
+    """(user_id, email) of the user a row names that a killed run deleted: in flight, and gone."""
+    for user_id, email in in_flight.items():
+        named = row["user_id"] == user_id if row["user_id"] else addresses.key(row["email"]) == addresses.key(email)
+        gone = user_id not in snapshot.users_by_id
+        if named and gone:
+            return user_id, email
+    return None
+
+
 def _resolve(row: Row, snapshot: Snapshot, all_matches: bool) -> list[User]:
     email = row["email"]
     if row["user_id"]:
@@ -125,12 +148,16 @@ def apply_deletions(
     report: Report,
     keys: Mapping[str, Sequence[Key]],
     now: datetime,
+    journal: Journal,
 ) -> None:
     """Block, then delete; one result or error row per row, as each finishes."""
     for row, reason in plan.failures:
         report.fail(row, reason)
     for row, user, why in plan.kept:
         report.done("Kept", email=user.email or row["email"], user_id=user.user_id, detail=why)
+    for _, user_id, email in plan.deleted_before:
+        report.done("Deleted", email=email, user_id=user_id, detail=ALREADY_DELETED)
+    journal.settled([user_id for _, user_id, _ in plan.deleted_before])
 
     def cells(r: Removal) -> dict[str, Any]:
         return {"email": r.user.email or (r.row["email"] if r.row else ""), "user_id": r.user.user_id}
@@ -142,12 +169,17 @@ def apply_deletions(
             report.done("Blocked", **cells(r), keys_blocked=outcome.keys, detail=outcome.detail)
             report.tally("keys blocked", outcome.keys)
         else:
-            report.done("Deleted", **cells(r), keys_deleted=outcome.keys, detail=outcome.detail)
+            values = {**cells(r), "keys_deleted": outcome.keys, "detail": outcome.detail}
+            if outcome.reason:  # deleted, with something left undone: in the results, and counted as failed
+                report.partly("Deleted", outcome.reason, r.row, **values)
+                report.tally("Deleted", 1)
+            else:
+                report.done("Deleted", **values)
             report.tally("keys deleted", outcome.keys)
             report.tally("purged", r.action is Action.PURGE)
 
     try:
-        removal.remove(plan.removals, proxy, runner, keys, now, record)
+        removal.remove(plan.removals, proxy, runner, keys, now, record, journal)
     except Interrupted as stop:
         for r in stop.not_started:
             report.not_started(r.row, stop.reason, **cells(r))

@@ -1,10 +1,12 @@
-"""The journal of creates in flight, kept beside a run's result file.
+"""The journal of changes in flight, kept beside a run's result file: creates (add_user.py,
+sync_user.py) and deletions (del_user.py).
 
-Each create is written here, and synced to disk, before it is sent; it is settled once its result
-or error row is written. A run that is killed (kill -9, a power cut) leaves the creates it had in
-flight: their users may exist with keys the proxy issued and nobody saw. The next run in the same
-output folder reads them (leftovers) and finishes those users, with a new key, instead of
-skipping them as existing. The file goes once nothing in it is unsettled.
+Each is written here, and synced to disk, before it is sent; it is settled once its result or
+error row is written. A run that is killed (kill -9, a power cut) leaves the ones it had in
+flight. The next run in the same output folder reads them (leftovers): a create's user may exist
+with a key the proxy issued and nobody saw, and is finished with a new key instead of skipped as
+existing; a deleted user is reported as deleted already, not as one nobody ever had. The file goes
+once nothing in it is unsettled.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 
 class Journal:
-    """The creates a run has sent and not yet recorded (user_id, email)."""
+    """The changes a run has sent and not yet recorded (user_id, email)."""
 
     def __init__(self, output_dir: Path, name: str):
         self.path = output_dir / f"{name}_inflight.csv"
@@ -28,7 +30,7 @@ class Journal:
         self._file: Any = None
 
     def _unsettled(self) -> dict[str, str]:
-        """user_id -> email of the creates an earlier run sent and never recorded."""
+        """user_id -> email of the changes an earlier run sent and never recorded."""
         if not self.path.exists():
             return {}
         unsettled: dict[str, str] = {}
@@ -41,14 +43,14 @@ class Journal:
         return unsettled
 
     def sending(self, users: Iterable[tuple[str, str]]) -> None:
-        """Note creates (user_id, email) about to be sent, on disk before they go."""
+        """Note changes (user_id, email) about to be sent, on disk before they go."""
         with self._lock:
             users = list(users)
             self._open.update(users)
             self._append([["sent", user_id, email] for user_id, email in users], sync=True)
 
     def settled(self, user_ids: Iterable[str]) -> None:
-        """Creates whose outcome is now in the result or error file."""
+        """Changes whose outcome is now in the result or error file."""
         with self._lock:
             done = [user_id for user_id in user_ids if self._open.pop(user_id, None) is not None]
             if done:

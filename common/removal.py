@@ -20,10 +20,11 @@ from datetime import datetime, timezone
 from common import user_record
 from common.actions import Action
 from common.csv_input import Row
+from common.journal import Journal
 from common.results import plural
 from common.runner import Interrupted, Runner
 from common.user_record import OFFBOARDED_AT, OFFBOARDED_KEYS
-from litellm_client import Key, LiteLLMClient, ProxyError, User, chunks
+from litellm_client import DeleteOutcome, Key, LiteLLMClient, ProxyError, User, chunks
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,7 @@ class Outcome:
     done: bool
     keys: int = 0
     detail: str = ""
-    reason: str = ""
+    reason: str = ""  # why not done; or, done, what was left undone
 
 
 GONE_MEANWHILE = f"{user_record.USER_NOT_FOUND} (deleted by someone else during this run)"
@@ -140,9 +141,11 @@ def remove(
     keys: Mapping[str, Sequence[Key]],
     now: datetime,
     record: Callable[[Removal, Outcome], None],
+    journal: Journal | None = None,
 ) -> None:
     """Block, then delete (in batches), recording each user's outcome as soon as it is known. If the
-    run stops, the Interrupted raised names every removal never started."""
+    run stops, the Interrupted raised names every removal never started. journal: where deletions
+    in flight are noted before they are sent (del_user.py: a rerun after kill -9 knows them)."""
 
     def block_one(r: Removal) -> None:
         try:
@@ -154,12 +157,17 @@ def remove(
 
     def delete_batch(batch: Sequence[Removal]) -> None:
         by_id = {r.user.user_id: r for r in batch}
+        if journal:
+            journal.sending([(r.user.user_id, r.user.email or "") for r in batch])
         try:
             outcome = proxy.delete_many([r.user for r in batch])
         except ProxyError as exc:
-            for r in batch:
-                record(r, Outcome(False, reason=str(exc)))
-            return
+            outcome = DeleteOutcome([], [], failed={user_id: str(exc) for user_id in by_id})
+        record_outcomes(by_id, outcome)
+        if journal:
+            journal.settled(by_id)
+
+    def record_outcomes(by_id: Mapping[str, Removal], outcome: DeleteOutcome) -> None:
         for user in [*outcome.deleted, *outcome.unconfirmed]:
             r = by_id[user.user_id]
             detail = f"deleted with {plural(user.key_count, 'key')}"
@@ -167,7 +175,7 @@ def remove(
                 detail = f"purged (blocked on {offboarded_at(user)}), {detail}"
             if user in outcome.unconfirmed:
                 detail += "; the proxy's answer was lost and the user was gone afterwards (this run, or someone else)"
-            record(r, Outcome(True, user.key_count, detail))
+            record(r, Outcome(True, user.key_count, detail, outcome.left_on_rosters.get(user.user_id, "")))
         for user in outcome.missing:
             record(by_id[user.user_id], Outcome(False, reason=GONE_MEANWHILE))
         for user_id, reason in outcome.failed.items():

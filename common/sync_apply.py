@@ -280,7 +280,13 @@ class Sync:
             if not outcome.done:
                 self.failed(change, outcome.reason)
                 return
-            self.ok(change, detail=outcome.detail)
+            if outcome.reason:  # done, with something left undone
+                self.report.partly(
+                    "FAILED", outcome.reason, change.row, **self.result_cells(change, detail=outcome.detail)
+                )
+                self.report.tally(change.action.word, 1)
+            else:
+                self.ok(change, detail=outcome.detail)
             self.report.tally("keys blocked" if change.action is Action.BLOCK else "keys deleted", outcome.keys)
             self.report.tally("purged", change.action is Action.PURGE)
 

@@ -343,3 +343,30 @@ def test_a_failed_listing_of_every_key_stops_a_large_delete_before_any_change(
     assert not (tmp_path / "user_del_undo.csv").exists()
     assert standin.standin.teams == {}  # the lease was given back
     assert standin.master_key not in run.output
+
+
+def test_a_roster_left_behind_on_1_65_fails_only_its_own_user(tmp_path: Path) -> None:
+    """1.65 keeps a deleted user on its teams' rosters, which the tools then clear: when that fails
+    for one user, the others of the batch are reported deleted, and so is that one, with what
+    was left undone (never "User not found" when its row is fed back)."""
+    with StandIn(release="1.65.8") as proxy:
+        standin = Proxy("standin-1.65.8", proxy.url, proxy.master_key, proxy)
+        team = proxy.seed_team("eng")
+        for name in ("a", "b", "c"):
+            proxy.seed_user(f"{name}@example.com", teams=(team,))
+        cleanup = proxy.fail("/team/member_delete", status=500, skip=1, times=1)  # b's clean-up fails
+        write_csv(tmp_path / "user_dellist.csv", "email\na@example.com\nb@example.com\nc@example.com\n")
+
+        run = run_script("del_user.py", proxy=standin, cwd=tmp_path)
+
+        assert cleanup.seen >= 2
+        assert run.code == 1, run.output
+        rows = {row["email"]: row for row in run.rows("user_del_result.csv")}
+        assert {email: row["status"] for email, row in rows.items()} == dict.fromkeys(
+            ["a@example.com", "b@example.com", "c@example.com"], "Deleted"
+        )
+        assert rows["b@example.com"]["error_reason"].startswith(f"still on the roster of team {team} (HTTP 500")
+        assert [rows[e]["error_reason"] for e in ("a@example.com", "c@example.com")] == ["", ""]
+        assert run.rows("user_del_error.csv") == []
+        assert proxy.user_emails() == []
+        assert "Deleted 3 users with 0 API keys, failed 1; " in run.stdout

@@ -25,6 +25,7 @@ from tests.conftest import (
     spawn,
     write_csv,
 )
+from tests.support.standin import StandIn
 
 
 def _wait_for_rows(path: Path, count: int, timeout: float = 60) -> None:
@@ -152,3 +153,54 @@ def test_a_signal_while_teams_are_created_leaves_every_row_in_a_file(
     assert sorted(errors) == [f"s{n}@example.com" for n in range(6)]
     assert set(errors.values()) == {"not started: the run was interrupted"}
     assert standin.standin.user_emails() == []
+
+
+def test_ctrl_c_while_the_lease_is_given_back_does_not_say_nothing_was_changed(standin: Proxy, tmp_path: Path) -> None:
+    """The users were created; the signal comes while the run gives its lease back: the message
+    says the run had changed the proxy, and where it wrote what it did."""
+    assert standin.standin is not None
+    giving_back = threading.Event()
+    standin.standin.fail("/team/delete", "call", call=lambda: (giving_back.set(), time.sleep(2)))
+    emails = addlist(tmp_path / "user_addlist.csv", 3)
+    process = spawn("add_user.py", proxy=standin, cwd=tmp_path)
+    assert giving_back.wait(30)
+
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 130, stderr
+    assert "nothing was changed" not in stderr
+    assert "Interrupted after the run had started its changes. What it did is in user_reg_result.csv" in stderr
+    assert standin.standin.user_emails() == emails
+
+
+def test_after_kill_9_during_a_delete_a_rerun_says_already_deleted(tmp_path: Path) -> None:
+    """The deletions in flight are journalled before they are sent: the rerun reports the users the
+    killed run deleted as deleted already, not as "User not found", and deletes the rest."""
+    with StandIn(release="1.80.7") as proxy:  # one /user/delete per 100 users
+        standin = Proxy("standin-1.80.7", proxy.url, proxy.master_key, proxy)
+        emails = [f"leaver{n:03d}@example.com" for n in range(150)]
+        for email in emails:
+            proxy.seed_user(email)
+        deleting = threading.Event()
+        held = proxy.fail("/user/delete", "call", call=lambda: (deleting.set(), time.sleep(1)))
+        write_csv(tmp_path / "user_dellist.csv", "email\n" + "".join(f"{email}\n" for email in emails))
+        process = spawn("del_user.py", "--workers", "1", proxy=standin, cwd=tmp_path)
+        assert deleting.wait(30)
+
+        process.kill()
+        process.wait()
+        time.sleep(1.5)  # the request the proxy received still finishes there
+        assert held.seen == 1
+        assert len(proxy.user_emails()) == 50
+
+        rerun = run_script("del_user.py", proxy=standin, cwd=tmp_path)
+
+        assert rerun.code == 0, rerun.output
+        rows = {row["email"]: row for row in rerun.rows("user_del_result.csv")}
+        assert {row["status"] for row in rows.values()} == {"Deleted"}
+        already = [email for email, row in rows.items() if row["detail"].startswith("already deleted: a run stopped")]
+        assert sorted(already) == emails[:100]
+        assert rerun.rows("user_del_error.csv") == []
+        assert proxy.user_emails() == []
+        assert not (tmp_path / "user_del_inflight.csv").exists()

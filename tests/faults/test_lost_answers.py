@@ -128,3 +128,38 @@ def test_a_lost_delete_answer_does_not_claim_the_deletion(standin: Proxy, tmp_pa
     rows = run.rows("user_del_result.csv")
     assert [row["status"] for row in rows] == ["Deleted"] * 3
     assert all("the proxy's answer was lost and the user was gone afterwards" in row["detail"] for row in rows)
+
+
+def test_a_sync_whose_create_answer_was_lost_is_finished_with_a_key_by_the_next_sync(tmp_path: Path) -> None:
+    """The create is made, its answer lost, and the proxy cannot be asked whether it was made: the
+    first sync says so; the user stays in the journal until a run hands out its key."""
+    with StandIn(release="1.80.7") as proxy:
+        standin = Proxy("standin-1.80.7", proxy.url, proxy.master_key, proxy)
+        proxy.seed_user("stays@example.com")
+        lost = proxy.fail("/user/new", "drop_after")
+        unasked = proxy.fail("/user/list", status=500, skip=1, times=40)  # the look for it fails; the plan's did not
+        write_csv(
+            tmp_path / "user_list.csv", "email,role\nstays@example.com,internal_user\nnew@example.com,internal_user\n"
+        )
+
+        first = run_script("sync_user.py", "--timeout", "2", proxy=standin, cwd=tmp_path)
+
+        assert (lost.seen, unasked.seen > 1) == (1, True)
+        assert first.code == 1, first.output
+        (row,) = [r for r in first.rows("user_sync_result.csv") if r["email"] == "new@example.com"]
+        assert "the user may have been created: check" in row["error_reason"]
+        assert (tmp_path / "user_sync_inflight.csv").exists()
+        (created,) = proxy.user_by_email("new@example.com")
+        proxy.faults.clear()
+
+        second = run_script("sync_user.py", proxy=standin, cwd=tmp_path)
+
+        assert second.code == 0, second.output
+        assert f"  + new@example.com (finish user_id {created['user_id']}" in second.stdout
+        (done,) = [r for r in second.rows("user_sync_result.csv") if r["email"] == "new@example.com"]
+        assert (done["action"], done["status"]) == ("ADDED", "SUCCESS")
+        assert standin.key_works(done["api_keys"])
+        assert len(proxy.user_by_email("new@example.com")) == 1
+        assert not (tmp_path / "user_sync_inflight.csv").exists()
+        third = run_script("sync_user.py", "--check", proxy=standin, cwd=tmp_path)
+        assert third.code == 0, third.output
