@@ -13,6 +13,7 @@ import csv
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -282,3 +283,39 @@ def no_duplicates(proxy: Proxy, emails: list[str]) -> None:
 
 def no_traceback(text: str) -> None:
     assert "Traceback" not in text, text
+
+
+class Held:
+    """A request the stand-in holds open until the test lets it go: a test acts while a request is
+    in flight by waiting for a state it can see, never for time."""
+
+    def __init__(self, standin: StandIn, path: str, **fault: Any) -> None:
+        self._arrived = threading.Event()
+        self._release = threading.Event()
+        self.fault = standin.fail(path, "call", call=self._hold, **fault)
+
+    def _hold(self) -> None:
+        self._arrived.set()
+        self._release.wait(120)
+
+    def wait(self, timeout: float = 60) -> None:
+        assert self._arrived.wait(timeout), f"no request for {self.fault.path} arrived"
+
+    def let_go(self) -> None:
+        self._release.set()
+
+
+def interrupt(process: subprocess.Popen[str], sig: int, held: Held) -> str:
+    """Send a signal while `held` is in flight, read stderr until the run says it was interrupted
+    (it finishes the rows in flight, or stops), then let the request go; all of stderr."""
+    held.wait()
+    process.send_signal(sig)
+    seen = []
+    assert process.stderr is not None
+    for line in process.stderr:
+        seen.append(line)
+        if line.startswith("Interrupted"):
+            break
+    held.let_go()
+    _, rest = process.communicate(timeout=120)
+    return "".join(seen) + rest

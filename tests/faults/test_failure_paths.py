@@ -9,13 +9,12 @@ import csv
 import signal
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Proxy, clean_env, endpoint, no_traceback, run_script, write_csv
+from tests.conftest import ROOT, Held, Proxy, clean_env, endpoint, interrupt, no_traceback, run_script, spawn, write_csv
 from tests.support.standin import StandIn
 
 PEOPLE = [f"p{n}@example.com" for n in range(6)]
@@ -190,18 +189,11 @@ def test_an_interrupt_records_every_row(tmp_path: Path, script: str, shape: str)
     with StandIn(release="1.80.7") as standin:
         proxy = Proxy("standin-1.80.7", standin.url, standin.master_key, standin)
         name = _input(script, shape, tmp_path, standin)
-        arrived = threading.Event()
         path = {"add_user.py": "/user/new", "del_user.py": "/user/delete", "sync_user.py": "/user/bulk_update"}[script]
-        standin.fail(path, "call", call=lambda: (arrived.set(), arrived.wait(0.5)))
-        env = clean_env(LITELLM_BASE_URL=proxy.url, LITELLM_MASTER_KEY=proxy.master_key)
-        with (tmp_path / "stdout.txt").open("w") as stdout:
-            process = subprocess.Popen(
-                [sys.executable, str(ROOT / script), "--csv-file", name, "--workers", "1"],
-                cwd=tmp_path, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True,
-            )  # fmt: skip
-        assert arrived.wait(30)
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
+        held = Held(standin, path)
+        process = spawn(script, "--csv-file", name, "--workers", "1", proxy=proxy, cwd=tmp_path)
+
+        stderr = interrupt(process, signal.SIGINT, held)
 
     outcome = Outcome(process.returncode, stderr, _rows(tmp_path, SCRIPTS[script][0]))
     assert outcome.code == 130, stderr

@@ -7,19 +7,21 @@ from __future__ import annotations
 import csv
 import random
 import signal
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import (
+    Held,
     Proxy,
     Run,
     accounted_once,
     addlist,
     bulk,
     csv_rows,
+    endpoint,
+    interrupt,
     no_duplicates,
     run_script,
     spawn,
@@ -113,14 +115,14 @@ def test_kill_9_during_a_sync_and_a_rerun_finishes(paths: Proxy, tmp_path: Path)
 
 
 def test_ctrl_c_finishes_the_rows_in_flight_and_starts_no_new_one(paths: Proxy, tmp_path: Path) -> None:
+    """The signal comes while the second request is held in flight (the fifth user on the per-user
+    path, with four workers; the second batch of 500 on the bulk path): it finishes, none starts."""
     standin = paths
     emails = addlist(tmp_path / "user_addlist.csv", 2500 if bulk(standin) else 40)
-    standin.standin.latency = 0.2
+    held = Held(standin.standin, endpoint(standin, "create"), skip=1 if bulk(standin) else 4)
     process = spawn("add_user.py", "--workers", "1" if bulk(standin) else "4", proxy=standin, cwd=tmp_path)
-    _wait_for_rows(tmp_path / "user_reg_result.csv", 4)
 
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=30)
+    stderr = interrupt(process, signal.SIGINT, held)
 
     assert process.returncode == 130, stderr
     run = Run(130, "", stderr, tmp_path)
@@ -136,17 +138,14 @@ def test_a_signal_while_teams_are_created_leaves_every_row_in_a_file(
     standin: Proxy, tmp_path: Path, sig: signal.Signals
 ) -> None:
     assert standin.standin is not None
-    creating = threading.Event()
-    standin.standin.fail("/team/new", "call", skip=1, times=1, call=lambda: (creating.set(), time.sleep(1)))
+    held = Held(standin.standin, "/team/new", skip=1)  # the first is the run's lease; the second, a team
     write_csv(
         tmp_path / "user_addlist.csv",
         "email,team_name\n" + "".join(f"s{n}@example.com,team{n}\n" for n in range(6)),
     )
     process = spawn("add_user.py", "--create-teams", proxy=standin, cwd=tmp_path)
-    assert creating.wait(30)
 
-    process.send_signal(sig)
-    _, stderr = process.communicate(timeout=60)
+    stderr = interrupt(process, sig, held)
 
     assert process.returncode == 130, stderr
     errors = {row["email"]: row["error_reason"] for row in csv_rows(tmp_path / "user_reg_error.csv")}
@@ -159,14 +158,11 @@ def test_ctrl_c_while_the_lease_is_given_back_does_not_say_nothing_was_changed(s
     """The users were created; the signal comes while the run gives its lease back: the message
     says the run had changed the proxy, and where it wrote what it did."""
     assert standin.standin is not None
-    giving_back = threading.Event()
-    standin.standin.fail("/team/delete", "call", call=lambda: (giving_back.set(), time.sleep(2)))
+    held = Held(standin.standin, "/team/delete")
     emails = addlist(tmp_path / "user_addlist.csv", 3)
     process = spawn("add_user.py", proxy=standin, cwd=tmp_path)
-    assert giving_back.wait(30)
 
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    stderr = interrupt(process, signal.SIGINT, held)
 
     assert process.returncode == 130, stderr
     assert "nothing was changed" not in stderr
@@ -182,17 +178,17 @@ def test_after_kill_9_during_a_delete_a_rerun_says_already_deleted(tmp_path: Pat
         emails = [f"leaver{n:03d}@example.com" for n in range(150)]
         for email in emails:
             proxy.seed_user(email)
-        deleting = threading.Event()
-        held = proxy.fail("/user/delete", "call", call=lambda: (deleting.set(), time.sleep(1)))
+        held = Held(proxy, "/user/delete")
         write_csv(tmp_path / "user_dellist.csv", "email\n" + "".join(f"{email}\n" for email in emails))
         process = spawn("del_user.py", "--workers", "1", proxy=standin, cwd=tmp_path)
-        assert deleting.wait(30)
+        held.wait()
 
         process.kill()
         process.wait()
-        time.sleep(1.5)  # the request the proxy received still finishes there
-        assert held.seen == 1
-        assert len(proxy.user_emails()) == 50
+        held.let_go()  # the request the proxy received still finishes there
+        while len(proxy.user_emails()) > 50:
+            time.sleep(0.01)
+        assert held.fault.seen == 1
 
         rerun = run_script("del_user.py", proxy=standin, cwd=tmp_path)
 

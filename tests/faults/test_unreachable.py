@@ -59,28 +59,37 @@ def test_a_list_call_retries_503s_then_succeeds(standin: Proxy) -> None:
 
 def test_a_slow_listing_past_the_timeout_is_asked_again(standin: Proxy, tmp_path: Path) -> None:
     standin.standin.seed_user("a@example.com")
-    standin.standin.fail("/user/list", "delay_before", seconds=2)
+    slow = standin.standin.fail("/user/list", "delay_before", seconds=2)
 
     run = run_script("list_user.py", "--timeout", "1", proxy=standin, cwd=tmp_path)
 
+    assert slow.fired
     assert run.code == 0, run.output
     assert "a@example.com" in run.stdout
+    assert slow.seen == 2  # the slow one, then the one asked again
 
 
-def test_a_crash_mid_run_that_recovers_loses_nothing(standin: Proxy, tmp_path: Path) -> None:
+def test_a_crash_mid_run_that_recovers_loses_nothing(paths: Proxy, tmp_path: Path) -> None:
+    """The proxy dies with creates in flight (the 11th user on the per-user path, the one batch on the
+    bulk path) and is back 2 s later: every row is recorded once, nobody is created twice."""
+    assert paths.standin is not None
     emails = addlist(tmp_path / "user_addlist.csv", 40)
-    standin.standin.latency = 0.02
+    paths.standin.latency = 0.02
 
     def outage() -> None:
-        standin.standin.crash()
+        paths.standin.crash()
         time.sleep(2)
-        standin.standin.start()
+        paths.standin.start()
 
-    standin.standin.fail("/user/new", "call", skip=10, call=lambda: threading.Thread(target=outage).start())
-    run = run_script("add_user.py", proxy=standin, cwd=tmp_path)
+    skip = 0 if bulk(paths) else 10
+    crash = paths.standin.fail(
+        endpoint(paths, "create"), "call", skip=skip, call=lambda: threading.Thread(target=outage).start()
+    )
+    run = run_script("add_user.py", proxy=paths, cwd=tmp_path)
 
+    assert crash.fired
     results = accounted_once(run, emails)
-    no_duplicates(standin, list(results))
+    no_duplicates(paths, list(results))
     assert run.code in (0, 1), run.output
     assert len(results) >= 36  # at most the rows in flight when it died lost their answers
 

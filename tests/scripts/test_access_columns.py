@@ -408,6 +408,7 @@ def test_five_edited_cells_change_exactly_those_five_values(owned: Proxy, tmp_pa
         made, probes = requests_made(proxy)
         assert made == {
             "/team/new": 1,  # the lease
+            "/team/update": 1,  # the lease holds the proxy
             "/team/delete": 1,
             "/user/list": 1,
             **team_listings(proxy.standin.release),
@@ -850,6 +851,7 @@ def test_a_budget_change_for_one_percent_of_10000_users_costs_one_update_per_cha
         bulk = release != "1.65.8"
         assert made == {
             "/team/new": 1,  # the lease
+            "/team/update": 1,  # the lease holds the proxy
             "/team/delete": 1,
             "/user/list": math.ceil(len(standin.users) / 100),
             **team_listings(release),

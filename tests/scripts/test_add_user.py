@@ -200,6 +200,7 @@ def test_requests_made_are_one_listing_then_one_per_user(standin: Proxy, tmp_pat
         "/user/list": 3,
         "/key/list": 1,
         "/management/v1/users/bulk": 1,  # 300 users, their teams and keys in one request
+        "/team/update": 1,  # the lease holds the proxy
         "/team/delete": 1,  # the lease, given back
     }
     assert len(standin.standin.roster(team)) == 301

@@ -767,12 +767,7 @@ def test_sync_undo_file_is_written_before_the_first_change_and_never_overwritten
     undo = tmp_path / "user_sync_undo.csv"
     seen: list[tuple[str, str | None]] = []  # (path, the undo file as it was) at each change request
     for path in CHANGE_PATHS:
-        proxy.standin.fail(
-            path,
-            "call",
-            times=10**6,
-            call=lambda path=path: seen.append((path, undo.read_text() if undo.exists() else None)),
-        )
+        proxy.standin.watch(path, lambda path=path: seen.append((path, undo.read_text() if undo.exists() else None)))
     flags = ("--remove", "block", "--purge-after", "30d")
 
     run = _run("sync_user.py", *flags, proxy=proxy, cwd=tmp_path)

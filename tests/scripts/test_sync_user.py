@@ -264,6 +264,7 @@ def test_drift_of_one_percent_costs_the_listing_and_one_request_per_change(stand
     assert proxy.counts() == {
         "/health/readiness/details": 1,
         "/team/new": 1,  # the lease
+        "/team/update": 1,  # the lease holds the proxy
         "/team/delete": 1,
         "/user/list": 101,  # 10,000 users and default_user_id, 100 a page
         "/v2/team/list": 2,  # no other run's lease; the teams

@@ -10,9 +10,10 @@ script as a subprocess, as a user does, and reports:
 
       pages(x) = max(1, ceil(x / 100))        (one page even when there is nothing: it says so)
       minimum  = pages(users on the proxy)                 /user/list
-               + 3 where the run writes                    its lease: /team/new, a listing of leases (from 1.74
+               + 4 where the run writes                    its lease: /team/new, a listing of leases (from 1.74
                                                            /v2/team/list?team_alias=..., one page; before,
-                                                           /team/list, every team), /team/delete
+                                                           /team/list, every team), /team/update (it holds the
+                                                           proxy now), /team/delete
                + where the run needs teams (add, sync, list_user.py with team_name or --team, del for
                  its undo file):
                    1.74 and later:  pages(teams)           /v2/team/list, without keys
@@ -149,6 +150,7 @@ def minimum_requests(
         {
             "/user/list": pages(users),
             "/team/new": int(writes),
+            "/team/update": int(writes),
             "/team/delete": int(writes),
             "/key/list": pages(keys) * listed_keys + sum(key_listings) + key_lookups,
             "/team/member_add": sum(math.ceil(count / PAGE) for count in joins),

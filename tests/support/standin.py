@@ -85,6 +85,11 @@ class Fault:
     times: int = 1  # matching requests that get the fault (then it is spent)
     call: Callable[[], None] | None = None  # action "call": run this first (someone else acting meanwhile)
     seen: int = 0
+    watch: bool = False  # a hook that only looks at requests (StandIn.watch): it need not fire
+
+    @property
+    def fired(self) -> bool:
+        return self.seen > self.skip
 
 
 class StandIn:
@@ -360,16 +365,26 @@ class StandIn:
     def __enter__(self) -> StandIn:
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        """Stop; and fail the test if a fault it injected never fired (the request it aimed at went
+        elsewhere: a bulk endpoint, a look-up instead of a listing), unless the test failed already."""
         self.stop()
+        unfired = [fault for fault in self.faults if not fault.fired and not fault.watch]
+        if exc_type is None and unfired:
+            raise AssertionError(f"faults that never fired (their requests went elsewhere?): {unfired}")
 
     # -- test controls -----------------------------------------------------------------------
 
     def fail(self, path: str, action: str = "status", **options: Any) -> Fault:
+        """Inject a fault into the requests for a path; the test fails if it never fires."""
         fault = Fault(path, action, **options)
         with self.lock:
             self.faults.append(fault)
         return fault
+
+    def watch(self, path: str, call: Callable[[], None]) -> Fault:
+        """Call this before each request for a path is handled (to look, not to break anything)."""
+        return self.fail(path, "call", times=10**9, call=call, watch=True)
 
     def count(self, path: str | None = None, method: str | None = None) -> int:
         with self.lock:
