@@ -14,7 +14,7 @@ from common import csv_input, exits, lease, options, script, user_record
 from common.additions import apply_additions, invitation_base, plan_additions
 from common.csv_input import Row
 from common.journal import Journal
-from common.results import Report, plural
+from common.results import Report, closing_notes, plural
 from common.runner import Runner
 from common.snapshot import Snapshot
 
@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if invitations:
         print(f"Invitation links start with {invitations} ({why}).")
+    for note in closing_notes(proxy, None):
+        print(note)
     return code
 
 

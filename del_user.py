@@ -14,7 +14,7 @@ from common import csv_input, exits, lease, options, script, undo
 from common.actions import Action
 from common.deletions import apply_deletions, plan_deletions, summary
 from common.journal import Journal
-from common.results import Report
+from common.results import Report, closing_notes
 from common.runner import Runner
 from common.snapshot import Snapshot
 from litellm_client import PAGE_SIZE
@@ -91,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 journal.close()
     print(summary(report.counts, report.failed, report.files()))
-    if undo_file:
-        print(f"Undo file: {undo_file} (to restore: python sync_user.py --csv-file {undo_file} --no-delete)")
+    for note in closing_notes(proxy, undo_file):
+        print(note)
     return code
 
 

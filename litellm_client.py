@@ -563,6 +563,7 @@ class LiteLLMClient:
         self._timeout = (min(timeout, 10.0), timeout)
         self._sort_by_user_id = True
         self._release: Release | None = None
+        self._readiness: dict[str, Any] = {}  # what the release look-up's answer said about the proxy
         self._clock: tuple[datetime, float] | None = None
         self._health = _Health()
         self._guard = threading.Lock()
@@ -673,8 +674,16 @@ class LiteLLMClient:
                     raise
                 continue
             if isinstance(answer, dict) and _version(answer.get("litellm_version")):
+                self._readiness = answer
                 return _version(answer["litellm_version"])
         return None
+
+    @property
+    def caches_apart(self) -> bool:
+        """The proxy says it runs several processes without Redis (/health/readiness/details,
+        show_no_redis_warning, 1.108 on): each process keeps users and keys in its own cache, for
+        60 s by default, so a blocked key or an old role can still be honoured by another one."""
+        return bool(self.release and self._readiness.get("show_no_redis_warning"))
 
     def require_supported(self) -> None:
         """Refuse to write to a release older than the tools support (before any change)."""

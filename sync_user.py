@@ -15,7 +15,7 @@ from common.actions import Action
 from common.csv_input import Row
 from common.exits import SafetyStop, UsageError
 from common.journal import Journal
-from common.results import Report, plural
+from common.results import Report, closing_notes, plural
 from common.runner import Runner
 from common.snapshot import Snapshot
 from common.sync_apply import Sync
@@ -136,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 journal.close()
     print(f"Sync done: {summary(report.counts)}; failed {report.failed}; {report.files()}.")
-    if undo_file:
-        print(f"Undo file: {undo_file} (to restore: python sync_user.py --csv-file {undo_file} --no-delete)")
+    for note in closing_notes(proxy, undo_file):
+        print(note)
     return code
 
 

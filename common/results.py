@@ -21,6 +21,8 @@ from common.csv_input import FORMULA_START, Row
 from common.exits import Exit, note_written
 from common.redaction import hide
 from common.runner import Interrupted
+from common.script import SIGNALS
+from litellm_client import LiteLLMClient
 
 MAX_ECHOED_FAILURES = 20
 
@@ -168,3 +170,17 @@ class Report:
         if self.results.private:
             where += " (it holds API keys: mode 0600, keep it safe)"
         return where + (f", errors in {self.errors.path}" if self.errors else "")
+
+
+def closing_notes(proxy: LiteLLMClient, undo_file: Path | None) -> list[str]:
+    """What a writing run says after its summary: how to undo it, and when other processes of the
+    proxy may not see its changes at once (docs/guarantees.md, "Replicated proxies")."""
+    notes = []
+    if undo_file:
+        notes.append(f"Undo file: {undo_file} (to restore: python sync_user.py --csv-file {undo_file} --no-delete)")
+    if SIGNALS.changed and proxy.caches_apart:
+        notes.append(
+            "NOTE: this proxy runs several processes without a shared cache (Redis): until their caches expire "
+            "(60 s by default), the others may still accept a key this run blocked or deleted, or a role it changed."
+        )
+    return notes

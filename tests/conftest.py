@@ -19,18 +19,23 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from litellm_client import LiteLLMClient, NewUser, NewUserSpec, User
 from tests.support.benchmark import minimum_requests
+from tests.support.replicas import Replicas, free_port
 from tests.support.standin import StandIn
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_URL = os.environ.get("LITELLM_TEST_BASE_URL", "")
 REAL_KEY = os.environ.get("LITELLM_TEST_MASTER_KEY", "")
 REQUIRE_REAL = os.environ.get("LITELLM_TEST_REQUIRE_REAL") == "1"
+# the real proxy's LP_ROOT (start.sh): a second proxy process is started on it for the replica tests
+REPLICA_ROOT = os.environ.get("LITELLM_TEST_LP_ROOT", "")
+REQUIRE_REPLICAS = os.environ.get("LITELLM_TEST_REQUIRE_REPLICAS") == "1"
 
 
 @dataclass
@@ -141,6 +146,20 @@ def proxy(request: pytest.FixtureRequest) -> Iterator[Proxy]:
 def real() -> Proxy:
     """The real proxy alone, for what only it can show (skipped without one)."""
     return _real_or_skip()
+
+
+@pytest.fixture(scope="module")
+def replicated() -> Iterator[Replicas]:
+    """The real proxy run as two processes over its one database, the second with its clock 600 s
+    ahead, behind a round-robin forwarder (replicas.url): how large proxies run (skipped without
+    LITELLM_TEST_LP_ROOT, the real proxy's LP_ROOT)."""
+    if not (REAL_URL and REAL_KEY and REPLICA_ROOT):
+        if REQUIRE_REPLICAS:
+            pytest.fail("LITELLM_TEST_REQUIRE_REPLICAS=1 but the real proxy or LITELLM_TEST_LP_ROOT is not set")
+        pytest.skip("no replicas: set LITELLM_TEST_BASE_URL, LITELLM_TEST_MASTER_KEY and LITELLM_TEST_LP_ROOT")
+    first = urlsplit(REAL_URL).port or 4000
+    with Replicas(Path(REPLICA_ROOT), first, free_port(first + 1), clock_offset=600, master_key=REAL_KEY) as replicas:
+        yield replicas
 
 
 @pytest.fixture

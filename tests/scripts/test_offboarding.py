@@ -1053,3 +1053,23 @@ def test_an_offboarding_before_the_keys_were_written_down_unblocks_none(standin:
     )
     assert set(_blocked(standin, user.user_id).values()) == {True}
     assert standin.users()[standin.email("legacy")].metadata.get("offboarded_at") is None
+
+
+# -- 11: replicas that cache apart (issue 22, item 16) ----------------------------------------------
+
+
+@pytest.mark.parametrize("apart", [True, False])
+def test_a_run_on_a_proxy_whose_processes_cache_apart_says_when_its_changes_reach_them(
+    standin: Proxy, tmp_path: Path, apart: bool
+) -> None:
+    assert standin.standin is not None
+    standin.standin.replicas_without_redis = apart
+    user = _with_keys(standin, standin.email("leaver"), [f"leaver-{standin.tag}"], role="internal_user")
+    write_csv(tmp_path / "user_dellist.csv", f"email\n{standin.email('leaver')}\n")
+
+    run = _run("del_user.py", "--block", proxy=standin, cwd=tmp_path)
+
+    assert run.code == 0, run.output
+    note = "NOTE: this proxy runs several processes without a shared cache (Redis): until their caches expire (60 s"
+    assert (note in run.stdout) == apart
+    assert not standin.key_works(user.key)

@@ -73,7 +73,7 @@ def clean(proxy: Proxy) -> Proxy:
     return proxy
 
 
-def _odd_proxy(proxy: Proxy, tmp_path: Path) -> dict[str, str]:
+def odd_proxy(proxy: Proxy, tmp_path: Path) -> dict[str, str]:
     """Users with the values a proxy accepts and a file could trip over: odd addresses, a blocked
     user (with its keys blocked), a model twice, text that starts with a quote, a duration in
     another spelling, JSON metadata. Their keys, by email."""
@@ -105,7 +105,7 @@ def test_an_unedited_export_syncs_back_as_no_change_in_every_mode(clean: Proxy, 
     """Blocked users stay blocked (reinstating takes the state active), odd addresses are their
     users, and every value reads back as the proxy holds it."""
     proxy = clean
-    keys = _odd_proxy(proxy, tmp_path)
+    keys = odd_proxy(proxy, tmp_path)
     export = run_script(
         "list_user.py", "--format", "csv", "--columns", columns, "--output", "user_list.csv", proxy=proxy,
         cwd=tmp_path,

@@ -132,6 +132,7 @@ class StandIn:
         self.faults: list[Fault] = []
         self.models = ["gpt-4o", "claude-3-5-sonnet", "llama-3-8b"]  # what the launcher's real proxy serves
         self.unblock_hashes_again = False  # as 1.74.15's /key/unblock does (a release between those served)
+        self.replicas_without_redis = False  # what /health/readiness/details says of several processes, no Redis
         self.lock = threading.RLock()
         self._team_locks: dict[str, threading.Lock] = {}
         self.emails: Counter[str] = Counter()  # lower-cased, for the duplicate check
@@ -1741,8 +1742,15 @@ def readiness(proxy: StandIn) -> Any:
 
 
 def readiness_details(proxy: StandIn, _query: dict[str, str], _caller: str) -> Any:
-    """From 1.100, for any key: the version."""
-    return {"status": "healthy", "db": "connected", "cache": None, "litellm_version": proxy.release}
+    """From 1.100, for any key: the version; and show_no_redis_warning, true when several proxy
+    processes run without Redis (seen on 1.110.2 with two replicas over one database)."""
+    return {
+        "status": "healthy",
+        "db": "connected",
+        "cache": None,
+        "litellm_version": proxy.release,
+        "show_no_redis_warning": proxy.replicas_without_redis,
+    }
 
 
 def ui_config(proxy: StandIn) -> Any:
