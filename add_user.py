@@ -125,5 +125,10 @@ def _columns(rows: Sequence[Row]) -> list[str]:
     return list(dict.fromkeys(column for row in rows for column in row.cells))
 
 
+def run() -> int:
+    """The command `litellm-add-user` (pip install .), and this file run as a script."""
+    return script.run_main(main)
+
+
 if __name__ == "__main__":
-    sys.exit(script.run_main(main))
+    sys.exit(run())

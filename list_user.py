@@ -243,5 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     return Exit.OK
 
 
+def run() -> int:
+    """The command `litellm-list-user` (pip install .), and this file run as a script."""
+    return script.run_main(main)
+
+
 if __name__ == "__main__":
-    sys.exit(script.run_main(main))
+    sys.exit(run())

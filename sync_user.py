@@ -163,5 +163,10 @@ def summary(counts: Counter[str]) -> str:
     )
 
 
+def run() -> int:
+    """The command `litellm-sync-user` (pip install .), and this file run as a script."""
+    return script.run_main(main)
+
+
 if __name__ == "__main__":
-    sys.exit(script.run_main(main))
+    sys.exit(run())

@@ -14,3 +14,5 @@
 
 The scripts reach the proxy only through litellm_client.
 """
+
+__version__ = "3.0.0"  # the tools' version: --version, run reports, the package (pyproject.toml)

@@ -19,11 +19,11 @@ from pathlib import Path
 import urllib3
 from dotenv import dotenv_values
 
+from common import __version__
 from common.exits import UsageError
 from common.redaction import setup_logging
 from litellm_client import ROLES, LiteLLMClient
 
-VERSION = "2.0.0"
 DEFAULT_BASE_URL = "http://localhost:4000"
 DEFAULT_WORKERS = 4  # measured: more parallel clients than 4 only add latency on a real proxy
 MASTER_KEY_REQUIRED = "ERROR: --master-key or env LITELLM_MASTER_KEY is required."
@@ -175,7 +175,7 @@ def parser(
         p.add_argument("--dry-run", action="store_true", help="print what would change and change nothing")
     p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
     p.add_argument("--debug", action="store_true", help="log every request on stderr (keys redacted)")
-    p.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
 
