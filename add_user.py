@@ -15,6 +15,7 @@ from common.additions import apply_additions, invitation_base, plan_additions
 from common.csv_input import Row
 from common.journal import Journal
 from common.results import Report, closing_notes, plural
+from common.run_report import RUN
 from common.runner import Runner
 from common.snapshot import Snapshot
 
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         csv_input.stop_if_strict(args.strict, args.csv_file, plan.failures)
         if args.dry_run:
             print(plan.describe(args.csv_file, args.user_role))
+            RUN.counts = plan.counts()
             return exits.of_plan(failed=bool(plan.failures))
         invitations, why = invitation_base(settings, proxy) if args.invite else (None, "")
         input_columns = [c for c in _columns(rows) if c not in (*COLUMNS[:4], "user_id", "user_state")]
@@ -98,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 result_columns=[*RESULT_COLUMNS, *set_columns, "error_reason"],
                 error_columns=["line", *COLUMNS[:4], *input_columns, "user_id", "user_state", "error_reason"],
                 holds_keys=not args.no_key,
+                words=("created", "skipped"),
             ) as report,
             Runner(workers=args.workers, quiet=args.quiet, watched=[proxy, held] if held else [proxy]) as runner,
         ):

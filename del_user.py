@@ -15,6 +15,7 @@ from common.actions import Action
 from common.deletions import apply_deletions, plan_deletions, summary
 from common.journal import Journal
 from common.results import Report, closing_notes
+from common.run_report import RUN
 from common.runner import Runner
 from common.snapshot import Snapshot
 from litellm_client import PAGE_SIZE
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         keys = snapshot.keys_of(proxy, [r.user for r in plan.removals if r.action is Action.BLOCK or held])
         if args.dry_run:
             print(plan.describe(args.csv_file, keys))
+            RUN.counts = plan.counts(keys)
             return exits.of_plan(failed=bool(plan.failures))
         undo_file = None
         if plan.removals:
@@ -83,7 +85,13 @@ def main(argv: list[str] | None = None) -> int:
             touched = [r.user.user_id for r in plan.removals]
             undo_file = undo.write_undo(args.output_dir, "user_del", proxy, snapshot, touched, lost, deleted=deleted)
         with (
-            Report(args.output_dir, "user_del", result_columns=RESULT_COLUMNS, error_columns=ERROR_COLUMNS) as report,
+            Report(
+                args.output_dir,
+                "user_del",
+                result_columns=RESULT_COLUMNS,
+                error_columns=ERROR_COLUMNS,
+                words=("deleted", "blocked", "kept"),
+            ) as report,
             Runner(workers=args.workers, quiet=args.quiet, watched=[proxy, *([held] if held else [])]) as runner,
         ):
             try:

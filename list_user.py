@@ -21,6 +21,7 @@ from common import options, removal, script, user_record
 from common.csv_input import METADATA_PREFIX
 from common.exits import Exit, UsageError
 from common.results import cell, plural
+from common.run_report import RUN
 from common.runner import Progress
 from common.snapshot import Snapshot
 from litellm_client import ROLES, User
@@ -240,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         else f"the proxy sent {pages.total} (it does not apply this filter itself: it was applied here)"
     )
     print(f"{plural(shown, 'user')} listed{note}; {count}.", file=sys.stderr)
+    RUN.counts = {"listed": shown, "hidden": hidden}
     return Exit.OK
 
 

@@ -58,14 +58,16 @@ BULK_CREATE = "/management/v1/users/bulk"
 BULK_DELETE = "/management/v1/users/bulk_delete"
 NOT_RESENT = ("/user/new", "/team/new", "/key/generate", "/invitation/new", "/user/delete", BULK_CREATE, BULK_DELETE)
 SECRET_PATTERN = re.compile(r"sk-[A-Za-z0-9_\-]{3,}")
+URL_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.I)
 _REPR_ERROR = re.compile(r"""^\{['"](?:error|message)['"]:\s*['"](.*)['"]\}$""", re.S)
 _MISSING_USER = re.compile(r"passed user_id=(\S+)")
 T = TypeVar("T")
 
 
 def redact(text: str) -> str:
-    """Hide every virtual key (sk-...) in text; abbreviated names like 'sk-...abcd' stay."""
-    return SECRET_PATTERN.sub("sk-***", text)
+    """Hide every virtual key (sk-...) in text, and the credentials of any URL in it (a proxy URL
+    given as https://user:password@host); abbreviated key names like 'sk-...abcd' stay."""
+    return URL_CREDENTIALS.sub(r"\1***@", SECRET_PATTERN.sub("sk-***", text))
 
 
 class ProxyError(Exception):
@@ -556,7 +558,10 @@ class LiteLLMClient:
         verify: bool | str = True,
         workers: int = 4,
         read_only: bool = False,
+        changed_by: str | None = None,
     ):
+        """changed_by: who the proxy's audit log names as the author of each change (the header
+        litellm-changed-by; LiteLLM honours it where its audit log is enabled)."""
         self.base_url = base_url.rstrip("/")
         self.workers = workers
         self.read_only = read_only
@@ -570,6 +575,8 @@ class LiteLLMClient:
         self._team_locks: dict[str, threading.RLock] = {}  # re-entered when a lost create is finished
         self._session = requests.Session()
         self._session.headers["Authorization"] = f"Bearer {master_key}"
+        if changed_by:
+            self._session.headers["litellm-changed-by"] = changed_by
         # given with each request: a session-wide setting loses to REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE
         self._verify = verify
         pool = workers + 4
@@ -577,7 +584,7 @@ class LiteLLMClient:
         for path in NOT_RESENT:
             self._session.mount(self.base_url + path, HTTPAdapter(pool_maxsize=pool, max_retries=_retry(resend=False)))
         self._quick = requests.Session()  # one try, for calls that must not wait (the lease's renewals)
-        self._quick.headers["Authorization"] = f"Bearer {master_key}"
+        self._quick.headers.update(self._session.headers)
         self._quick.mount(self.base_url, HTTPAdapter(pool_maxsize=2, max_retries=0))
 
     def __enter__(self) -> LiteLLMClient:
@@ -677,6 +684,11 @@ class LiteLLMClient:
                 self._readiness = answer
                 return _version(answer["litellm_version"])
         return None
+
+    @property
+    def known_release(self) -> str | None:
+        """The release, if the run has asked for it already (never a request of its own)."""
+        return self._release.label if self._release else None
 
     @property
     def caches_apart(self) -> bool:

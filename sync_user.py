@@ -16,6 +16,7 @@ from common.csv_input import Row
 from common.exits import SafetyStop, UsageError
 from common.journal import Journal
 from common.results import Report, closing_notes, plural
+from common.run_report import RUN
 from common.runner import Runner
 from common.snapshot import Snapshot
 from common.sync_apply import Sync
@@ -115,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"--max-delete {len(plan.removals)}."
             )
         if not writes:
+            RUN.counts = plan.counts()
             return exits.of_plan(failed=bool(plan.failures), drift=args.check and plan.changes_anything())
         touched = [c for action in (Action.UPDATE, Action.REINSTATE) for c in plan[action]] + plan.removals
         unlisted = [c.user for c in touched if c.user and c.action.deletes and c.user_id not in keys]
@@ -127,7 +129,11 @@ def main(argv: list[str] | None = None) -> int:
             undo_file = undo.write_undo(args.output_dir, "user_sync", proxy, snapshot, ids, lost, deleted=deleted)
         with (
             Report(
-                args.output_dir, "user_sync", result_columns=RESULT_COLUMNS, holds_keys=bool(plan[Action.ADD])
+                args.output_dir,
+                "user_sync",
+                result_columns=RESULT_COLUMNS,
+                holds_keys=bool(plan[Action.ADD]),
+                words=("added", "updated", "deleted", "unchanged"),
             ) as report,
             Runner(workers=args.workers, quiet=args.quiet, watched=[proxy, *([held] if held else [])]) as runner,
         ):

@@ -40,6 +40,15 @@ class AddPlan:
     new_teams: list[str] = field(default_factory=list)
     default_role_rows: int = 0
 
+    def counts(self) -> dict[str, int]:
+        """What the plan would do, in the words of the run's summary (the run report of a dry run)."""
+        return {
+            "created": len(self.additions),
+            "skipped": len(self.skipped),
+            "failed": len(self.failures),
+            "teams_created": len(self.new_teams),
+        }
+
     def describe(self, csv_file: str, default_role: str) -> str:
         lines = [f"Plan for {csv_file}:"]
         lines += [f"  + team {alias}" for alias in self.new_teams]

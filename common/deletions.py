@@ -31,6 +31,20 @@ class DelPlan:
         default_factory=list
     )  # (row, user_id, email) a killed run deleted
 
+    def counts(self, keys: Mapping[str, Sequence[Key]]) -> dict[str, int]:
+        """What the plan would do, in the words of the run's summary (the run report of a dry run)."""
+        deleted = [r for r in self.removals if r.action.deletes]
+        blocked = [r for r in self.removals if r.action is Action.BLOCK]
+        return {
+            "deleted": len(deleted),
+            "purged": len([r for r in deleted if r.action is Action.PURGE]),
+            "blocked": len(blocked),
+            "kept": len(self.kept) + len(self.deleted_before),
+            "failed": len(self.failures),
+            "keys_deleted": sum(r.user.key_count for r in deleted),
+            "keys_blocked": sum(len(removal.keys_to_block(keys.get(r.user.user_id, []))) for r in blocked),
+        }
+
     def describe(self, csv_file: str, keys: Mapping[str, Sequence[Key]]) -> str:
         """keys: the users' keys, so that a block counts the keys it really blocks."""
         lines = [f"Plan for {csv_file}:"]

@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from common.exits import note_written
+
 
 class Journal:
     """The changes a run has sent and not yet recorded (user_id, email)."""
@@ -61,6 +63,7 @@ class Journal:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self._file = os.fdopen(fd, "a", newline="", encoding="utf-8")
+            note_written(str(self.path))
         csv.writer(self._file).writerows(rows)
         self._file.flush()
         if sync:

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import math
 import os
 import re
+import socket
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import urllib3
 from dotenv import dotenv_values
@@ -22,6 +25,7 @@ from dotenv import dotenv_values
 from common import __version__
 from common.exits import UsageError
 from common.redaction import setup_logging
+from common.run_report import RUN
 from litellm_client import ROLES, LiteLLMClient
 
 DEFAULT_BASE_URL = "http://localhost:4000"
@@ -134,11 +138,19 @@ def output_dir(text: str) -> Path:
 # -- the parser --------------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its message for a bad option kept for the run report."""
+
+    def error(self, message: str) -> NoReturn:
+        RUN.error = f"{self.prog}: error: {message}"
+        super().error(message)
+
+
 def parser(
     description: str, *, examples: str, csv_default: str | None = None, writes: bool = True
 ) -> argparse.ArgumentParser:
     """The options every script has; each script adds its own after these."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         description=description,
         epilog="examples:\n" + examples,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -173,6 +185,13 @@ def parser(
             help="where result files are written (default: the working directory)",
         )
         p.add_argument("--dry-run", action="store_true", help="print what would change and change nothing")
+    p.add_argument(
+        "--report",
+        metavar="FILE",
+        type=Path,
+        help="write what the run did to FILE as JSON when it ends, whatever its exit code (for monitoring; "
+        "see the README)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
     p.add_argument("--debug", action="store_true", help="log every request on stderr (keys redacted)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -233,6 +252,8 @@ class Settings:
         if args.ca_bundle and not Path(args.ca_bundle).is_file():
             raise UsageError(f"ERROR: CA bundle '{args.ca_bundle}' not found.")
         verify: bool | str = False if args.insecure else (args.ca_bundle or True)
+        RUN.proxy_url = base_url
+        RUN.dry_run = bool(getattr(args, "dry_run", False) or getattr(args, "check", False))
         return cls(
             base_url,
             master_key,
@@ -249,14 +270,17 @@ class Settings:
         if self.verify is False:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
             print("WARNING: TLS certificate verification is off (--insecure).", file=sys.stderr)
-        return LiteLLMClient(
+        client = LiteLLMClient(
             self.base_url,
             self.master_key,
             timeout=self.timeout,
             verify=self.verify,
             workers=self.workers,
             read_only=read_only,
+            changed_by=f"{RUN.script} by {getpass.getuser()}@{socket.gethostname()}",
         )
+        RUN.release = lambda: client.known_release
+        return client
 
 
 def _url(text: str, what: str) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 from common.csv_input import FORMULA_START, Row
 from common.exits import Exit, note_written
 from common.redaction import hide
+from common.run_report import RUN
 from common.runner import Interrupted
 from common.script import SIGNALS
 from litellm_client import LiteLLMClient
@@ -98,11 +99,14 @@ class Report:
         result_columns: Sequence[str],
         error_columns: Sequence[str] | None = None,
         holds_keys: bool = False,
+        words: Sequence[str] = (),
     ):
+        """words: the counts the run report always has (the summary's main words), 0 included."""
         self.results = ResultFile(output_dir / f"{name}_result.csv", result_columns, private=holds_keys)
         self.errors = ResultFile(output_dir / f"{name}_error.csv", error_columns) if error_columns else None
         self.counts: Counter[str] = Counter()
         self.failed = 0
+        self.words = tuple(words)
         self._lock = threading.Lock()
 
     def __enter__(self) -> Report:
@@ -112,6 +116,7 @@ class Report:
         self.results.close()
         if self.errors:
             self.errors.close()
+        RUN.count({**self.counts, "failed": self.failed}, always=(*self.words, "failed"))
 
     def done(self, status: str, *, tally: str | None = None, **values: Any) -> None:
         """A row that did what it should; counted under tally (default: its status)."""
@@ -162,6 +167,7 @@ class Report:
         try:
             work()
         except Interrupted as stop:
+            RUN.error = f"stopped: {stop.reason}"
             return stop.code
         return Exit.ROW_FAILED if self.failed else Exit.OK
 

@@ -78,6 +78,13 @@ class SyncPlan:
     def changes_anything(self) -> bool:
         return any(self[action] for action in CHANGES)
 
+    def counts(self) -> dict[str, int]:
+        """What the plan would do, in the words of the run's summary (the run report of a dry run)."""
+        words = {action.word.lower(): 0 for action in (Action.ADD, Action.UPDATE, Action.DELETE, Action.KEEP)}
+        for action in (*CHANGES, Action.KEEP):
+            words[action.word.lower()] = words.get(action.word.lower(), 0) + len(self[action])
+        return words | {"purged": len(self[Action.PURGE]), "skipped": len(self.left_out), "failed": len(self.failures)}
+
     def leaving(self) -> list[Change]:
         """The changes that take a user off a team: the proxy deletes its keys for that team (and
         the tools do, on releases that keep them)."""

@@ -133,6 +133,7 @@ class StandIn:
         self.models = ["gpt-4o", "claude-3-5-sonnet", "llama-3-8b"]  # what the launcher's real proxy serves
         self.unblock_hashes_again = False  # as 1.74.15's /key/unblock does (a release between those served)
         self.replicas_without_redis = False  # what /health/readiness/details says of several processes, no Redis
+        self.changed_by: list[tuple[str, str | None]] = []  # each write's path and litellm-changed-by header
         self.lock = threading.RLock()
         self._team_locks: dict[str, threading.Lock] = {}
         self.emails: Counter[str] = Counter()  # lower-cased, for the duplicate check
@@ -460,6 +461,9 @@ class StandIn:
         if (route is None and (method, path) not in KEY_ROUTES) or not self.serves(path):
             raise Answer(404, {"detail": "Not Found"})  # FastAPI answers an unknown route before any auth
         caller = self._authenticate(headers.get("Authorization"))
+        if method == "POST":
+            with self.lock:  # who the audit log would name as the author (litellm-changed-by)
+                self.changed_by.append((path, headers.get("litellm-changed-by")))
         if (method, path) in KEY_ROUTES:
             return 200, KEY_ROUTES[(method, path)](self, query, caller), {}
         if caller != "admin":
