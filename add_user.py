@@ -17,7 +17,7 @@ from common.journal import Journal
 from common.results import Report, closing_notes, plural
 from common.run_report import RUN
 from common.runner import Runner
-from common.snapshot import Snapshot
+from common.snapshot import Names, Snapshot
 
 COLUMNS = (
     "email",
@@ -67,12 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         settings.connect(read_only=args.dry_run) as proxy,
         lease.hold(proxy, "add_user.py", writes=not args.dry_run and bool(rows)) as held,
     ):
+        journal = Journal(args.output_dir, "user_reg")
         snapshot = Snapshot.load(
             proxy,
-            key_aliases=not args.no_key and any(row["key_name"] for row in rows),
+            named=Names.of([*((row["email"], row["user_id"]) for row in rows), *journal.leftovers_named()]),
+            key_aliases=[] if args.no_key else sorted({row["key_name"] for row in rows if row["key_name"]}),
             models=any(row["models"] for row in rows),
         )
-        journal = Journal(args.output_dir, "user_reg")
         plan = plan_additions(
             rows,
             snapshot,

@@ -17,7 +17,7 @@ from common.journal import Journal
 from common.results import Report, closing_notes
 from common.run_report import RUN
 from common.runner import Runner
-from common.snapshot import Snapshot
+from common.snapshot import Names, Snapshot
 from litellm_client import PAGE_SIZE
 
 COLUMNS = ("email", "user_id")
@@ -60,9 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         # the undo file names each user's teams and keys: a file of a page of users or more has
         # every key listed beside the users, where that takes no more requests than it has rows
         many = bool(held) and len(rows) >= PAGE_SIZE
-        snapshot = Snapshot.load(proxy, teams=bool(held), keys_within=len(rows) if many else 0)
-        now = datetime.now(timezone.utc)
         journal = Journal(args.output_dir, "user_del")
+        named = Names.of([*((row["email"], row["user_id"]) for row in rows), *journal.leftovers_named()])
+        snapshot = Snapshot.load(proxy, named=named, teams=bool(held), keys_within=len(rows) if many else 0)
+        now = datetime.now(timezone.utc)
         plan = plan_deletions(
             rows,
             snapshot,

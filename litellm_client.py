@@ -243,6 +243,11 @@ class Release:
         return self.at_least(1, 74)
 
     @property
+    def filters_users_by_email(self) -> bool:
+        """/user/list?user_email=: a case-insensitive substring match (from 1.74; 1.65.8 ignores it)."""
+        return self.at_least(1, 74)
+
+    @property
     def pages_teams(self) -> bool:
         """/v2/team/list: teams a page at a time, without their keys, filtered by alias (from 1.74)."""
         return self.at_least(1, 74)
@@ -463,10 +468,10 @@ class UserPages:
     yields fewer users than the proxy counts (its pages can shift) is read again for those missed.
     """
 
-    def __init__(self, client: LiteLLMClient, params: dict[str, str]):
+    def __init__(self, client: LiteLLMClient, params: dict[str, str], first: dict[str, Any] | None = None):
         self._client = client
         self._params = params
-        self._first = client._user_page(params, 1)
+        self._first = first or client._user_page(params, 1)
         self.total = int(self._first.get("total") or 0)
         self.unfiltered = 0
 
@@ -748,6 +753,29 @@ class LiteLLMClient:
                 log.debug("proxy cannot sort users by user_id; paging in its default order")
                 self._sort_by_user_id = False
         return dict(self._call("GET", "/user/list", params=query, shape=shape))
+
+    def users_named(self, emails: Sequence[str], user_ids: Sequence[str]) -> tuple[list[User], bool]:
+        """The users a small file names, and whether that is every user: each email looked up
+        (users whose email holds it, any case: the caller compares exactly) and the user_ids 100 a
+        request, where that takes fewer requests than listing every user (the proxy's size is read
+        first, one request); otherwise, or on a release that cannot filter by email, every user."""
+        if emails and not self.release.filters_users_by_email:
+            return list(self.users()), True
+        listing = self._user_page({}, 1)  # the first page of every user: how many there are
+        rest = int(listing.get("total_pages") or 1) - 1  # what listing them all takes from here
+        by_id = math.ceil(len(user_ids) / PAGE_SIZE)
+        if len(emails) + by_id >= rest:
+            return list(UserPages(self, {}, listing)), True
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="lookup") as pool:
+            answers = list(pool.map(lambda term: self._user_page({"user_email": term}, 1), emails))
+        more = sum(max(0, int(answer.get("total_pages") or 1) - 1) for answer in answers)
+        if len(emails) + more + by_id >= rest:  # emails that match many users: listing them all is cheaper
+            return list(UserPages(self, {}, listing)), True
+        found: dict[str, User] = {}
+        for term, answer in zip(emails, answers, strict=True):
+            found.update((user.user_id, user) for user in UserPages(self, {"user_email": term}, answer))
+        found.update(self.existing(user_ids))
+        return list(found.values()), False
 
     def existing(self, user_ids: Sequence[str]) -> dict[str, User]:
         """The users among these ids that exist now, by id: exact, whatever the ids hold."""
@@ -1228,9 +1256,16 @@ class LiteLLMClient:
 
     # -- keys --------------------------------------------------------------------------------
 
-    def key_aliases(self) -> set[str]:
-        """The alias of every key on the proxy."""
-        return {str(item["key_alias"]) for item in self._keys({}) if item.get("key_alias")}
+    def key_aliases(self, among: Sequence[str] | None = None) -> set[str]:
+        """The aliases keys on the proxy have; with `among`, those of these aliases that a key has,
+        each looked up (an exact match) where that takes fewer requests than listing every key."""
+        first = self._key_page({}, 1)
+        if among is not None and len(among) < int(first.get("total_pages") or 0):
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="alias") as pool:
+                pages = pool.map(lambda alias: self._key_page({"key_alias": alias}, 1), among)
+                return {alias for alias, page in zip(among, pages, strict=True) if _holds_alias(page, alias)}
+        every = {str(item["key_alias"]) for item in self._keys({}, first) if item.get("key_alias")}
+        return every if among is None else every & set(among)
 
     def user_keys(self, user_id: str, *, team_id: str | None = None) -> list[Key]:
         # user_id was a substring filter for admins on 1.86: keep exact matches only
@@ -1241,7 +1276,7 @@ class LiteLLMClient:
             if item.get("user_id") == user_id and (team_id is None or item.get("team_id") == team_id)
         ]
 
-    def keys_of(self, users: Sequence[User], *, keys_on_proxy: int) -> dict[str, list[Key]]:
+    def keys_of(self, users: Sequence[User], *, keys_on_proxy: float) -> dict[str, list[Key]]:
         """The keys of these users, by user_id: one request per user, or one listing of every key
         (about keys_on_proxy of them) where that takes fewer requests."""
         owners = [user for user in users if user.key_count]
@@ -1336,6 +1371,10 @@ class LiteLLMClient:
             return None
         url = answer.get("proxy_base_url")
         return str(url).rstrip("/") if url else None
+
+
+def _holds_alias(page: dict[str, Any], alias: str) -> bool:
+    return any(isinstance(item, dict) and item.get("key_alias") == alias for item in page.get("keys") or ())
 
 
 def _key(item: dict[str, Any]) -> Key:

@@ -18,7 +18,7 @@ from common.journal import Journal
 from common.results import Report, closing_notes, plural
 from common.run_report import RUN
 from common.runner import Runner
-from common.snapshot import Snapshot
+from common.snapshot import Names, Snapshot
 from common.sync_apply import Sync
 from common.sync_plan import DEFAULT_FLOOR, DEFAULT_SHARE, SyncOptions, delete_limit, keys_lost, plan_sync
 from litellm_client import User
@@ -95,12 +95,14 @@ def main(argv: list[str] | None = None) -> int:
         settings.connect(read_only=not writes) as proxy,
         lease.hold(proxy, "sync_user.py", writes=writes) as held,
     ):
-        snapshot = Snapshot.load(proxy, models=any(row["models"] for row in rows))
+        journal = Journal(args.output_dir, "user_sync")
+        # without deletions the plan needs only the users the file names: looked up, where that is cheaper
+        named = Names.of([*((row["email"], row["user_id"]) for row in rows), *journal.leftovers_named()])
+        snapshot = Snapshot.load(proxy, named=None if opts.delete else named, models=any(row["models"] for row in rows))
         # some listings leave max_parallel_requests out: read the users whose rows set it
         snapshot.add_details(
             proxy, [user.user_id for row in rows if row["max_parallel_requests"] for user in _named(row, snapshot)]
         )
-        journal = Journal(args.output_dir, "user_sync")
         plan = plan_sync(rows, snapshot, opts, journal.leftovers)
         csv_input.stop_if_strict(args.strict, args.csv_file, [(row, reason) for row, reason, _ in plan.failures])
         # the keys the plan counts: those that leaving a team deletes, and those a block or a reinstatement switches

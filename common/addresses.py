@@ -71,3 +71,14 @@ def protected(cell: str) -> set[str]:
     candidates = {text, *re.findall(r"<([^<>]+)>", text), *re.split(r"[\s,;<>]+", text)}
     stripped = {candidate.strip().strip("\"'").strip() for candidate in candidates}
     return {candidate for candidate in candidates | stripped if candidate}
+
+
+def search_terms(cell: str) -> set[str]:
+    """What to ask the proxy's email filter (a substring, any case) for the user a cell names:
+    its text, and its other Unicode spelling (NFC, NFD) where that differs; nothing for a cell
+    that is no single address. The answers are matched by key afterwards."""
+    try:
+        email = parse(cell)
+    except ValueError:
+        return set()
+    return {unicodedata.normalize(form, email).lower() for form in ("NFC", "NFD")}

@@ -44,6 +44,10 @@ class Journal:
                     unsettled.pop(user_id, None)
         return unsettled
 
+    def leftovers_named(self) -> list[tuple[str, str]]:
+        """The leftovers as (email, user_id): the users a run must look at, whatever its file names."""
+        return [(email, user_id) for user_id, email in self.leftovers.items()]
+
     def sending(self, users: Iterable[tuple[str, str]]) -> None:
         """Note changes (user_id, email) about to be sent, on disk before they go."""
         with self._lock:

@@ -3,14 +3,36 @@ and the models the proxy serves. Planners work on this snapshot; no planner make
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from common.addresses import key as email_key
+from common.addresses import search_terms
 from common.lease import is_lease
 from common.user_record import CLEAR
 from litellm_client import Key, LiteLLMClient, Release, Team, User
+
+
+@dataclass(frozen=True)
+class Names:
+    """The users a file names, for a snapshot of only those: its emails (as the proxy's email
+    filter is asked for them) and its user_ids."""
+
+    search_terms: frozenset[str]
+    user_ids: frozenset[str]
+
+    @classmethod
+    def of(cls, cells: Iterable[tuple[str, str]]) -> Names:
+        """From (email, user_id) cells; a cell that names no user is left out."""
+        terms: set[str] = set()
+        ids: set[str] = set()
+        for email, user_id in cells:
+            terms |= search_terms(email)
+            if user_id.strip():
+                ids.add(user_id.strip())
+        return cls(frozenset(terms), frozenset(ids))
 
 
 @dataclass
@@ -21,6 +43,7 @@ class Snapshot:
     models: frozenset[str] | None = None  # None: not read (no models cell in the file)
     rules: Release | None = None  # what the proxy can and cannot change (None: anything, for planner tests)
     keys: dict[str, list[Key]] | None = None  # every key by owner; None: not listed
+    complete: bool = True  # every user of the proxy (False: only those a file names, looked up)
     users_by_email: dict[str, list[User]] = field(init=False)
     users_by_id: dict[str, User] = field(init=False)
     teams_by_alias: dict[str, list[Team]] = field(init=False)
@@ -50,19 +73,25 @@ class Snapshot:
         cls,
         proxy: LiteLLMClient,
         *,
+        named: Names | None = None,
         teams: bool = True,
-        key_aliases: bool = False,
+        key_aliases: Sequence[str] = (),
         models: bool = False,
         keys_within: int = 0,
     ) -> Snapshot:
-        """Users page by page while teams, key aliases, models and, where listing them takes at
-        most keys_within requests, every key are read beside them."""
+        """The users (all of them, or with `named` only those a file names, where looking them up
+        takes fewer requests than listing every user), read beside the teams, whether these key
+        aliases are taken, the models the proxy serves and, where listing them takes at most
+        keys_within requests, every key."""
         with ThreadPoolExecutor(4) as pool:
             team_list = pool.submit(proxy.teams) if teams else None
-            aliases = pool.submit(proxy.key_aliases) if key_aliases else None
+            aliases = pool.submit(proxy.key_aliases, key_aliases) if key_aliases else None
             served = pool.submit(proxy.models) if models else None
             every_key = pool.submit(proxy.keys_by_owner, most_pages=keys_within) if keys_within else None
-            users = list(proxy.users())
+            if named is None:
+                users, complete = list(proxy.users()), True
+            else:
+                users, complete = proxy.users_named(sorted(named.search_terms), sorted(named.user_ids))
             return cls(
                 users,
                 team_list.result() if team_list else [],
@@ -70,13 +99,15 @@ class Snapshot:
                 served.result() if served else None,
                 proxy.rules,
                 keys=every_key.result() if every_key else None,
+                complete=complete,
             )
 
     def keys_of(self, proxy: LiteLLMClient, users: Sequence[User]) -> dict[str, list[Key]]:
-        """These users' keys, by user_id: from the listing of every key where the snapshot has it."""
+        """These users' keys, by user_id: from the listing of every key where the snapshot has it;
+        for a snapshot of the few users a file names, each user's looked up."""
         if self.keys is not None:
             return {user.user_id: self.keys[user.user_id] for user in users if user.user_id in self.keys}
-        return proxy.keys_of(users, keys_on_proxy=self.key_count)
+        return proxy.keys_of(users, keys_on_proxy=self.key_count if self.complete else math.inf)
 
     @staticmethod
     def knows(user: User, column: str) -> bool:

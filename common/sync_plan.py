@@ -184,6 +184,8 @@ def plan_sync(
     roles) are ever removed. An empty cell leaves that attribute of an existing user as it is.
     """
     inflight = inflight or {}
+    if opts.delete and not snapshot.complete:
+        raise RuntimeError("a plan that removes users needs every user of the proxy, not only those a file names")
     plan = SyncPlan()
     listed = set().union(*(addresses.protected(row["email"]) for row in rows))
     repeats = csv_input.Repeats()
@@ -219,10 +221,11 @@ def plan_sync(
             plan.failures.append((row, str(problem), failed))
             continue
         _add(plan, change, opts)
-    for user in snapshot.managed():
-        if addresses.key(user.email or "") not in listed:
-            _add(plan, _removal(user, snapshot, opts), opts)
-    plan.managed = len(snapshot.managed())
+    if opts.delete:  # without deletions the users the file does not list are not looked at (nor read)
+        for user in snapshot.managed():
+            if addresses.key(user.email or "") not in listed:
+                _add(plan, _removal(user, snapshot, opts), opts)
+        plan.managed = len(snapshot.managed())
     return plan
 
 

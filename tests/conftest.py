@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -317,8 +318,13 @@ class Held:
         self._arrived.set()
         self._release.wait(120)
 
-    def wait(self, timeout: float = 60) -> None:
-        assert self._arrived.wait(timeout), f"no request for {self.fault.path} arrived"
+    def wait(self, timeout: float = 60, process: subprocess.Popen[str] | None = None) -> None:
+        """Until the request arrives; a run that ends first fails the test with what it said."""
+        deadline = time.monotonic() + timeout
+        while not self._arrived.wait(0.1):
+            if process is not None and process.poll() is not None:
+                raise AssertionError(f"the run ended before {self.fault.path} arrived: {process.communicate()[1]}")
+            assert time.monotonic() < deadline, f"no request for {self.fault.path} arrived"
 
     def let_go(self) -> None:
         self._release.set()
@@ -327,7 +333,7 @@ class Held:
 def interrupt(process: subprocess.Popen[str], sig: int, held: Held) -> str:
     """Send a signal while `held` is in flight, read stderr until the run says it was interrupted
     (it finishes the rows in flight, or stops), then let the request go; all of stderr."""
-    held.wait()
+    held.wait(process=process)
     process.send_signal(sig)
     seen = []
     assert process.stderr is not None

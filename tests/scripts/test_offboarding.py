@@ -854,8 +854,7 @@ def test_a_sync_undo_file_fed_back_puts_back_the_users_the_sync_changed(clean: P
         email["upd"]: ("UPDATED", "SUCCESS"),
         email["blk"]: ("REINSTATED", "SUCCESS"),
         email["old"]: ("ADDED", "SUCCESS"),
-        email["same"]: ("DELETED", "SKIPPED"),  # not in the undo file: left alone by --no-delete
-    }
+    }  # email["same"] is not in the undo file: --no-delete leaves it alone, unread and unlisted
     after = proxy.users()
     for name in ("upd", "blk"):
         was, now = before[name], after[email[name]]

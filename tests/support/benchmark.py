@@ -129,7 +129,8 @@ def minimum_requests(
     writes: bool = False,
     teams: int | None = None,
     keys: int = 0,
-    listed_keys: bool = False,
+    key_names: int = 0,
+    named: tuple[int, int] | None = None,
     key_owners: Iterable[int] = (),
     key_lookups: int = 0,
     created: int = 0,
@@ -137,22 +138,27 @@ def minimum_requests(
     joins: Iterable[int] = (),
     leaves: int = 0,
     deleted: int = 0,
+    blocks: Iterable[int] = (),
 ) -> Counter[str]:
     """The fewest requests, by endpoint, that the API allows for a run (the formula above).
     writes: the run takes the proxy's lease; teams: how many teams the proxy holds, where the run
-    lists them (None: it does not); keys: how many keys the proxy holds; listed_keys: all of them
-    are listed (add's key names); key_owners: for each set of users whose keys the run needs, how
-    many of them have keys; key_lookups: other /key/list?user_id=... requests; role_changes:
-    users updated; joins: new members per team."""
+    lists them (None: it does not); keys: how many keys the proxy holds; key_names: the key names
+    add checks (each looked up, or every key listed: whichever is fewer); named: the emails and
+    user_ids a file names where the run may look up only those (None: it lists every user);
+    key_owners: for each set of users whose keys the run needs, how many of them have keys;
+    key_lookups: other /key/list?user_id=... requests; role_changes: users updated; joins: new
+    members per team; blocks: for each user blocked, its keys (written down, blocked, then the mark)."""
     able = Release(tuple(int(part) for part in release.split(".")))
-    key_listings = [pages(keys) if owners > keys / PAGE else owners for owners in key_owners]
+    looked_up = named is not None and _looks_up(users, *named, able)
+    key_listings = [owners if looked_up or owners <= keys / PAGE else pages(keys) for owners in key_owners]
+    alias_checks = 0 if not key_names else 1 + key_names if key_names < pages(keys) else pages(keys)
     need = Counter(
         {
-            "/user/list": pages(users),
+            "/user/list": 1 + named[0] + math.ceil(named[1] / PAGE) if looked_up and named else pages(users),
             "/team/new": int(writes),
             "/team/update": int(writes),
             "/team/delete": int(writes),
-            "/key/list": pages(keys) * listed_keys + sum(key_listings) + key_lookups,
+            "/key/list": alias_checks + sum(key_listings) + key_lookups,
             "/team/member_add": sum(math.ceil(count / PAGE) for count in joins),
             "/team/member_delete": leaves,
             "/user/info": 0 if able.at_least(1, 90) else deleted,  # listings carry max_parallel_requests from 1.90
@@ -171,7 +177,19 @@ def minimum_requests(
     need["/user/bulk_update" if able.bulk_user_update else "/user/update"] += (
         math.ceil(role_changes / BULK) if able.bulk_user_update else role_changes
     )
+    if not able.user_delete_cleans_rosters:  # 1.65 keeps a deleted user on its rosters: one team each, as seeded
+        need["/team/member_delete"] += deleted
+    blocks = list(blocks)
+    need["/key/block"] += sum(blocks)
+    need["/user/update"] += sum(2 if count else 1 for count in blocks)
     return Counter({path: count for path, count in need.items() if count})
+
+
+def _looks_up(users: int, emails: int, user_ids: int, able: Release) -> bool:
+    """Whether a run looks up the users a file names rather than list every user: only where the
+    release filters by email, and where the lookups take fewer requests than the listing's rest
+    (the listing's first page, which tells the proxy's size, is read either way)."""
+    return (not emails or able.filters_users_by_email) and emails + math.ceil(user_ids / PAGE) < pages(users) - 1
 
 
 # -- the proxy's state and each script's work ------------------------------------------------
@@ -221,7 +239,7 @@ def add_case(standin: StandIn, n: int, workdir: Path) -> Case:
     pick = random.Random(n)
     rows = (f"new{i}@example.com,internal_user,{team(pick.randrange(TEAMS))},key-new{i}" for i in range(n))
     write_csv(workdir / "add.csv", "email,role,team_name,key_name", rows)
-    need = minimum_on(standin, writes=True, listed_keys=True, created=n)
+    need = minimum_on(standin, writes=True, key_names=n, named=(n, 0), created=n)
     return Case("add_user.py", ["--csv-file", "add.csv"], need)
 
 
@@ -233,7 +251,7 @@ def list_case(standin: StandIn, n: int, workdir: Path) -> Case:  # noqa: ARG001 
 def del_case(standin: StandIn, n: int, workdir: Path) -> Case:
     """The N seeded users, each with one key (listed for the undo file)."""
     write_csv(workdir / "del.csv", "email", (email(i) for i in range(n)))
-    need = minimum_on(standin, writes=True, key_owners=[n], deleted=n)
+    need = minimum_on(standin, writes=True, named=(n, 0), key_owners=[n], deleted=n)
     return Case("del_user.py", ["--csv-file", "del.csv"], need)
 
 

@@ -297,7 +297,8 @@ def test_sync_never_removes_a_user_the_file_lists_nor_an_unmanaged_user(
         assert c.row is None
         assert c.user.is_managed, f"{c.user} is not managed, yet planned {c.action}"
         assert addresses.key(c.user.email or "") not in listed, f"{c.user.email} is in the file"
-    assert plan.managed == len([user for user in snapshot.users if user.email and user.role in ROLES])
+    if opts.delete:  # without deletions, the users the file does not list are not looked at
+        assert plan.managed == len([user for user in snapshot.users if user.email and user.role in ROLES])
 
 
 @FAST
