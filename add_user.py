@@ -70,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         journal = Journal(args.output_dir, "user_reg")
         snapshot = Snapshot.load(
             proxy,
-            named=Names.of([*((row["email"], row["user_id"]) for row in rows), *journal.leftovers_named()]),
+            named=Names.of(
+                [*((row["email"], row["user_id"]) for row in rows), *journal.leftovers_named()],
+                creating=not args.skip_existing and not args.dry_run,  # a dry run reads every user it names
+            ),
             key_aliases=[] if args.no_key else sorted({row["key_name"] for row in rows if row["key_name"]}),
             models=any(row["models"] for row in rows),
         )

@@ -73,6 +73,16 @@ def protected(cell: str) -> set[str]:
     return {candidate for candidate in candidates | stripped if candidate}
 
 
+def plain(cell: str) -> bool:
+    """Whether a cell names one address in printable ASCII: its key is its lower case, so a
+    comparison in any case (LiteLLM's, when it refuses a taken email) is the tools' comparison."""
+    try:
+        email = parse(cell)
+    except ValueError:
+        return False
+    return email.isascii() and email.isprintable()
+
+
 def search_terms(cell: str) -> set[str]:
     """What to ask the proxy's email filter (a substring, any case) for the user a cell names:
     its text, and its other Unicode spelling (NFC, NFD) where that differs; nothing for a cell

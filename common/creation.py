@@ -2,15 +2,18 @@
 
 New users go as many a request as the proxy takes (the client knows: 500 with the bulk create,
 one before it), with the same end state either way; users to finish (an earlier run created them
-without handing out their key) go one by one. Each create is noted in the run's journal before it
-is sent, and settled once the script has recorded its outcome, unless the user may exist
-with a key nobody saw: the next run in the same folder finishes it (a new key, in its result file).
+without handing out their key) go one by one. Before 1.100, where the proxy rewrites a team's
+roster whole, the users of one team are still created in parallel, and the members the roster
+lost meanwhile are put back afterwards, 100 a request (proxy.rejoin). Each create is noted in the
+run's journal before it is sent, and settled once the script has recorded its outcome, unless the
+user may exist with a key nobody saw: the next run in the same folder finishes it (a new key, in
+its result file).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 from common.journal import Journal
@@ -43,10 +46,35 @@ def create(
     many a request (default: as many as the proxy takes). If the run stops, the Interrupted raised
     names the items never started."""
 
+    racing = not proxy.release.rosters_locked  # creates into one team at once may drop members: rejoin them
+    joined: list[tuple[Creation[T], NewUser]] = []  # created in parallel, their rosters not checked yet
+
     def settle(creation: Creation[T], outcome: NewUser | ProxyError) -> None:
         record(creation.item, outcome)
         if not _unfinished(outcome):
             journal.settled([str(creation.spec.user_id)])
+
+    def created(creation: Creation[T], outcome: NewUser | ProxyError) -> None:
+        if racing and isinstance(outcome, NewUser) and creation.spec.team_ids:
+            joined.append((creation, outcome))
+        else:
+            settle(creation, outcome)
+
+    def rejoin() -> None:
+        """Once no create is in flight: each team's lost members back on its roster, then the
+        outcomes recorded (a user that could not be put back, with why)."""
+        teams: dict[str, list[str]] = {}
+        for creation, outcome in joined:
+            for team_id in creation.spec.team_ids:
+                teams.setdefault(team_id, []).append(outcome.user_id)
+        shared = {team_id: ids for team_id, ids in teams.items() if len(ids) > 1}  # one write alone loses nothing
+        try:
+            problems = proxy.rejoin(shared) if shared else {}
+        except ProxyError as exc:  # not a row's failure: the proxy went away; each row says so
+            problems = {outcome.user_id: f"its teams' rosters not checked: {exc}" for _, outcome in joined}
+        for creation, outcome in joined:
+            why = "; ".join(p for p in (outcome.problem, problems.get(outcome.user_id, "")) if p)
+            settle(creation, replace(outcome, problem=why))
 
     def finish(creation: Creation[T]) -> None:
         assert creation.unfinished is not None
@@ -59,9 +87,9 @@ def create(
 
     def batch(creations: Sequence[Creation[T]]) -> None:
         journal.sending([(str(c.spec.user_id), c.spec.email) for c in creations])
-        outcomes = proxy.create_many([c.spec for c in creations])
+        outcomes = proxy.create_many([c.spec for c in creations], hold_teams=not racing)
         for creation, outcome in zip(creations, outcomes, strict=True):
-            settle(creation, outcome)
+            created(creation, outcome)
 
     fresh = [c for c in creations if not c.unfinished]
     unfinished = [c for c in creations if c.unfinished]
@@ -71,6 +99,8 @@ def create(
     except Interrupted as stop:
         stop.not_started = [c.item for b in stop.not_started for c in b] + [c.item for c in unfinished]
         raise
+    finally:
+        rejoin()
     try:
         runner.parallel(unfinished, finish, label)
     except Interrupted as stop:

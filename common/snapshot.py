@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from common.addresses import key as email_key
-from common.addresses import search_terms
+from common.addresses import plain, search_terms
 from common.lease import is_lease
 from common.user_record import CLEAR
 from litellm_client import Key, LiteLLMClient, Release, Team, User
@@ -18,21 +18,29 @@ from litellm_client import Key, LiteLLMClient, Release, Team, User
 @dataclass(frozen=True)
 class Names:
     """The users a file names, for a snapshot of only those: its emails (as the proxy's email
-    filter is asked for them) and its user_ids."""
+    filter is asked for them) and its user_ids. refused_if_taken: emails of users to create that
+    the proxy's create itself refuses if a user has them (see Names.of)."""
 
     search_terms: frozenset[str]
     user_ids: frozenset[str]
+    refused_if_taken: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, cells: Iterable[tuple[str, str]]) -> Names:
-        """From (email, user_id) cells; a cell that names no user is left out."""
+    def of(cls, cells: Iterable[tuple[str, str]], *, creating: bool = False) -> Names:
+        """From (email, user_id) cells; a cell that names no user is left out. creating: the
+        cells name users to create, and a row without user_id whose address is plain ASCII is one
+        LiteLLM's create compares as the tools do (any case) and refuses if taken."""
         terms: set[str] = set()
         ids: set[str] = set()
+        refused: set[str] = set()
         for email, user_id in cells:
-            terms |= search_terms(email)
             if user_id.strip():
                 ids.add(user_id.strip())
-        return cls(frozenset(terms), frozenset(ids))
+            if creating and not user_id.strip() and plain(email):
+                refused.add(email.strip().lower())
+            else:
+                terms |= search_terms(email)
+        return cls(frozenset(terms), frozenset(ids), frozenset(refused))
 
 
 @dataclass
@@ -91,7 +99,9 @@ class Snapshot:
             if named is None:
                 users, complete = list(proxy.users()), True
             else:
-                users, complete = proxy.users_named(sorted(named.search_terms), sorted(named.user_ids))
+                users, complete = proxy.users_named(
+                    sorted(named.search_terms), sorted(named.user_ids), refused_if_taken=sorted(named.refused_if_taken)
+                )
             return cls(
                 users,
                 team_list.result() if team_list else [],
@@ -115,12 +125,13 @@ class Snapshot:
         return user.knows(column)
 
     def add_details(self, proxy: LiteLLMClient, user_ids: Iterable[str]) -> None:
-        """Read these users one by one where the listing left something out (one request each)."""
+        """Read these users again where the listing left something out: one by one, or the whole
+        user table at once where that is fewer requests."""
         wanted = [user_id for user_id in dict.fromkeys(user_ids) if user_id in self.users_by_id]
         wanted = [user_id for user_id in wanted if self.users_by_id[user_id].unlisted]
         if not wanted:
             return
-        details = proxy.user_details(wanted)
+        details = proxy.user_details(wanted, users_on_proxy=len(self.users) if self.complete else math.inf)
         self.users = [
             replace(user, max_parallel_requests=details[user.user_id].max_parallel_requests, unlisted=frozenset())
             if user.user_id in details

@@ -183,7 +183,7 @@ def test_parallel_rows_into_one_team_lose_no_member(proxy: Proxy, tmp_path: Path
     assert all(u.teams == (team_id,) for u in users.values())
 
 
-def test_requests_made_are_one_listing_then_one_per_user(standin: Proxy, tmp_path: Path) -> None:
+def test_requests_made_are_no_listing_then_one_per_500_users(standin: Proxy, tmp_path: Path) -> None:
     for n in range(250):
         standin.standin.seed_user(f"existing{n}@example.org")
     team = standin.standin.seed_team("eng")
@@ -197,9 +197,8 @@ def test_requests_made_are_one_listing_then_one_per_user(standin: Proxy, tmp_pat
         "/health/readiness/details": 1,  # the release, once
         "/team/new": 1,  # the run's lease, taken...
         "/v2/team/list": 2,  # ...no other run's lease found; the teams
-        "/user/list": 3,
-        "/key/list": 1,
-        "/management/v1/users/bulk": 1,  # 300 users, their teams and keys in one request
+        "/key/aliases": 1,  # the key names, by the text they share ("k"): none taken
+        "/management/v1/users/bulk": 1,  # 300 users, their teams and keys in one request; it refuses a taken email
         "/team/update": 1,  # the lease holds the proxy
         "/team/delete": 1,  # the lease, given back
     }
@@ -283,3 +282,25 @@ def test_a_long_run_prints_its_progress_on_stderr_only(tmp_path: Path) -> None:
     assert run.code == 0, run.output
     assert re.search(r"^\[\d+/120\] users created, \d+/s, about \d+ (s|min) left$", run.stderr, re.M), run.stderr
     assert "[" not in run.stdout
+
+
+def test_before_1_100_one_teams_users_are_created_in_parallel_and_the_members_its_roster_lost_rejoin(
+    tmp_path: Path,
+) -> None:
+    """1.80.7 rewrites a roster whole, so parallel creates into one team drop members (the
+    stand-in's race window makes sure some are dropped): they are put back, 100 a request."""
+    with StandIn(release="1.80.7") as server:
+        proxy = Proxy("standin-1.80.7", server.url, server.master_key, server)
+        team = server.seed_team("eng")
+        emails = [f"hire{n:03d}@example.com" for n in range(120)]
+        write_csv(tmp_path / "user_addlist.csv", "email,team_name\n" + "".join(f"{e},eng\n" for e in emails))
+
+        run = run_script("add_user.py", "--workers", "8", proxy=proxy, cwd=tmp_path)
+
+        assert run.code == 0, run.output
+        assert server.count("/user/new") == len(emails)  # in parallel, one each
+        assert server.count("/team/member_add") >= 1  # the roster lost some, and they came back
+        assert server.count("/team/info") == 1
+        created = {row["user_id"] for row in run.rows("user_reg_result.csv")}
+        assert len(created) == len(emails)
+        assert created <= set(server.roster(team))

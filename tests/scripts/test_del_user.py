@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import requests
 
 from litellm_client import User
 from tests.conftest import Proxy, bulk, endpoint, new_user, run_script, write_csv
+from tests.support.standin import StandIn
 
 
 def _twin(proxy: Proxy, email: str) -> str:
@@ -224,3 +226,61 @@ def test_where_every_key_takes_more_requests_than_the_file_has_rows_each_users_k
 def _all(proxy: Proxy) -> list[User]:
     with proxy.client() as client:
         return list(client.users(email_contains=proxy.tag))
+
+
+# -- before 1.90 the listing leaves max_parallel_requests out: the undo file reads it -------------------
+
+
+def _limited_proxy(server: StandIn, crowd: int) -> Proxy:
+    """crowd users, and limited@example.com with max_parallel_requests 7 (the listing hides it)."""
+    for n in range(crowd):
+        server.seed_user(f"crowd{n:04d}@example.org")
+    user_id = server.seed_user("limited@example.com")
+    with server.lock:
+        server.users[user_id]["max_parallel_requests"] = 7
+    return Proxy("standin-1.80.7", server.url, server.master_key, server)
+
+
+@pytest.mark.parametrize("column", ["email", "user_id"])
+@pytest.mark.parametrize(
+    ("crowd", "table", "fault"),
+    [
+        (5, True, None),  # the users deleted outnumber the listing's pages: the whole table, one request
+        (300, False, None),  # a few users on a larger proxy: each user's /user/info
+        (5, False, 404),  # a proxy without /spend/users: each user's /user/info
+    ],
+)
+def test_the_undo_file_holds_max_parallel_requests_read_the_cheapest_way(
+    tmp_path: Path, column: str, crowd: int, table: bool, fault: int | None
+) -> None:
+    with StandIn(release="1.80.7") as server:
+        proxy = _limited_proxy(server, crowd)
+        cell = "limited@example.com" if column == "email" else server.user_by_email("limited@example.com")[0]["user_id"]
+        write_csv(tmp_path / "user_dellist.csv", f"{column}\n{cell}\n")
+        if fault:
+            server.fail("/spend/users", status=fault)
+
+        run = run_script("del_user.py", proxy=proxy, cwd=tmp_path)
+
+        assert run.code == 0, run.output
+        assert [row["max_parallel_requests"] for row in run.rows("user_del_undo.csv")] == ["7"]
+        assert (server.count("/spend/users"), server.count("/user/info")) == (
+            (1, 0) if table else (int(bool(fault)), 1)
+        )
+        assert server.user_by_email("limited@example.com") == []
+
+
+@pytest.mark.parametrize("column", ["email", "user_id"])
+def test_a_failed_read_of_the_user_table_stops_the_run_before_any_change(tmp_path: Path, column: str) -> None:
+    with StandIn(release="1.80.7") as server:
+        proxy = _limited_proxy(server, 5)
+        cell = "limited@example.com" if column == "email" else server.user_by_email("limited@example.com")[0]["user_id"]
+        write_csv(tmp_path / "user_dellist.csv", f"{column}\n{cell}\n")
+        server.fail("/spend/users", status=500, times=10)
+
+        run = run_script("del_user.py", proxy=proxy, cwd=tmp_path)
+
+        assert run.code == 3, run.output  # the proxy could not be used
+        assert "Nothing was changed." in run.stderr
+        assert server.user_by_email("limited@example.com") != []
+        assert server.count("/user/delete") == 0

@@ -100,3 +100,44 @@ def test_the_undo_file_of_looked_up_users_is_as_complete_as_with_the_listing(cro
     assert _looked_up(crowded)
     (row,) = run.rows("user_del_undo.csv")
     assert (row["email"], row["team_name"], len(row["keys_lost"].split(";"))) == ("gone@example.com", team, 2)
+
+
+def test_a_large_file_leaves_taken_plain_addresses_to_the_proxys_own_refusal(crowded: Proxy, tmp_path: Path) -> None:
+    """From 1.80 LiteLLM's create refuses an email a user has, in any case: for more than a few
+    plain ASCII addresses that check is the cheapest there is (no request). An address in another
+    Unicode form is still looked up, as LiteLLM compares those as different texts."""
+    assert crowded.standin is not None
+    crowded.standin.seed_user("taken@example.com", keys=1)
+    crowded.standin.seed_user(unicodedata.normalize("NFD", "chloé@x.com"))
+    new = [f"hire{n}@example.com" for n in range(30)]
+    write_csv(
+        tmp_path / "user_addlist.csv",
+        "email\n"
+        + "".join(f"{e}\n" for e in new)
+        + "TAKEN@Example.com\n"
+        + unicodedata.normalize("NFC", "chloé@x.com\n"),
+    )
+
+    run = run_script("add_user.py", proxy=crowded, cwd=tmp_path)
+
+    assert run.code == 1, run.output
+    assert crowded.standin.count("/user/list") == 3  # the size, then the one non-ASCII address in both forms
+    assert sorted(row["email"] for row in run.rows("user_reg_result.csv")) == sorted(new)
+    assert {row["email"]: row["error_reason"] for row in run.rows("user_reg_error.csv")} == {
+        "TAKEN@Example.com": "User already exists in the system",
+        "chloé@x.com": "User already exists in the system",
+    }
+    assert len(crowded.standin.user_by_email("taken@example.com")) == 1
+    assert crowded.standin.count("/user/new") + crowded.standin.count("/management/v1/users/bulk") >= 1
+
+
+def test_a_dry_run_reads_every_user_its_file_names(crowded: Proxy, tmp_path: Path) -> None:
+    assert crowded.standin is not None
+    crowded.standin.seed_user("taken@example.com")
+    new = [f"hire{n}@example.com" for n in range(30)]
+    write_csv(tmp_path / "user_addlist.csv", "email\n" + "".join(f"{e}\n" for e in new) + "Taken@example.com\n")
+
+    run = run_script("add_user.py", "--dry-run", proxy=crowded, cwd=tmp_path)
+
+    assert run.code == 1, run.output
+    assert "  ! line 32 Taken@example.com: User already exists in the system" in run.stdout

@@ -64,7 +64,7 @@ def _small_case(standin: Proxy, kind: str, tmp_path: Path) -> tuple[list[str], C
     if kind == "add":
         rows = "".join(f"new{i}@example.com,internal_user,{team(i)},key-new{i}\n" for i in range(SMALL))
         (tmp_path / "small.csv").write_text("email,role,team_name,key_name\n" + rows, encoding="utf-8")
-        need = minimum_on(proxy, writes=True, key_names=SMALL, named=(SMALL, 0), created=SMALL)
+        need = minimum_on(proxy, writes=True, key_names=SMALL, named=(0, 0), refused=SMALL, created=SMALL)
         return ["add_user.py", "--csv-file", "small.csv"], need
     if kind == "sync":
         rows = "".join(f"{email(i)},proxy_admin,{team(i)}\n" for i in range(SMALL))

@@ -40,8 +40,10 @@ script as a subprocess, as a user does, and reports:
                + users deleted:
                    1.108 and later: ceil(deleted / 500)    /management/v1/users/bulk_delete
                    before:          ceil(deleted / 100)    /user/delete
-                                  + 1 per user deleted     /user/info: the undo file's max_parallel_requests,
-                                                           which the listing leaves out before 1.90
+                   before 1.90:     1 per user deleted     /user/info: the undo file's max_parallel_requests,
+                                                           which the listing leaves out
+                                    or 1                   /spend/users, the whole user table, where the users
+                                                           deleted outnumber the listing's pages
 
   A run that writes also asks the proxy's release once, before its lease (/health/readiness/details;
   before 1.108 that is refused and /health/readiness answers: two requests). That look-up is shown
@@ -105,10 +107,10 @@ from typing import Any, TypeVar
 import requests
 
 from litellm_client import BULK_SIZE as BULK
-from litellm_client import LiteLLMClient, Release
+from litellm_client import FEW_LOOKUPS, LiteLLMClient, Release
 from tests.support.standin import StandIn
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAGE = 100  # users or keys per listing page, ids per /user/delete, members per /team/member_add
 TEAMS = 20
 RELEASES = ("/health/readiness/details", "/health/readiness")
@@ -131,9 +133,12 @@ def minimum_requests(
     keys: int = 0,
     key_names: int = 0,
     named: tuple[int, int] | None = None,
+    refused: int = 0,
+    aliases_matching: int = 0,
     key_owners: Iterable[int] = (),
     key_lookups: int = 0,
     created: int = 0,
+    shared_teams: int = 0,
     role_changes: int = 0,
     joins: Iterable[int] = (),
     leaves: int = 0,
@@ -145,23 +150,40 @@ def minimum_requests(
     lists them (None: it does not); keys: how many keys the proxy holds; key_names: the key names
     add checks (each looked up, or every key listed: whichever is fewer); named: the emails and
     user_ids a file names where the run may look up only those (None: it lists every user);
+    refused: the plain emails of users add creates, which the create refuses if taken (read only
+    where they are few, or the release compares emails exactly); aliases_matching: the aliases on
+    the proxy that hold the text the file's key names share (/key/aliases searches by it);
     key_owners: for each set of users whose keys the run needs, how many of them have keys;
-    key_lookups: other /key/list?user_id=... requests; role_changes: users updated; joins: new
+    key_lookups: other /key/list?user_id=... requests; shared_teams: the teams two or more of the
+    users created join (before 1.100 each roster is read once afterwards); role_changes: users updated; joins: new
     members per team; blocks: for each user blocked, its keys (written down, blocked, then the mark)."""
     able = Release(tuple(int(part) for part in release.split(".")))
+    if named is not None and refused and (refused <= FEW_LOOKUPS or not able.refuses_taken_emails):
+        named = (named[0] + refused, named[1])
+    reads = named is None or any(named)
     looked_up = named is not None and _looks_up(users, *named, able)
     key_listings = [owners if looked_up or owners <= keys / PAGE else pages(keys) for owners in key_owners]
-    alias_checks = 0 if not key_names else 1 + key_names if key_names < pages(keys) else pages(keys)
+    alias_listing = (pages(aliases_matching) if able.at_least(1, 108) else 1) if able.lists_key_aliases else math.inf
+    if not key_names or alias_listing - 1 <= key_names:
+        alias_checks = 0
+    else:
+        alias_checks = 1 + key_names if key_names < pages(keys) else pages(keys)
     need = Counter(
         {
-            "/user/list": 1 + named[0] + math.ceil(named[1] / PAGE) if looked_up and named else pages(users),
+            "/user/list": (1 + named[0] + math.ceil(named[1] / PAGE) if looked_up and named else pages(users))
+            if reads
+            else 0,
+            "/key/aliases": alias_listing if key_names and alias_listing - 1 <= key_names else 0,
             "/team/new": int(writes),
             "/team/update": int(writes),
             "/team/delete": int(writes),
             "/key/list": alias_checks + sum(key_listings) + key_lookups,
             "/team/member_add": sum(math.ceil(count / PAGE) for count in joins),
             "/team/member_delete": leaves,
-            "/user/info": 0 if able.at_least(1, 90) else deleted,  # listings carry max_parallel_requests from 1.90
+            # the undo file's max_parallel_requests, which listings carry from 1.90 on: before, one
+            # /user/info per user or, where they outnumber the listing's pages, the user table at once
+            "/user/info": 0 if able.at_least(1, 90) or (deleted >= users / PAGE and not looked_up) else deleted,
+            "/spend/users": int(not able.at_least(1, 90) and deleted > 0 and deleted >= users / PAGE and not looked_up),
         }
     )
     if able.pages_teams:
@@ -173,6 +195,8 @@ def minimum_requests(
         need["/management/v1/users/bulk_delete"] += math.ceil(deleted / BULK)
     else:
         need["/user/new"] += created
+    if not able.rosters_locked:
+        need["/team/info"] += shared_teams
         need["/user/delete"] += math.ceil(deleted / PAGE)
     need["/user/bulk_update" if able.bulk_user_update else "/user/update"] += (
         math.ceil(role_changes / BULK) if able.bulk_user_update else role_changes
@@ -237,9 +261,14 @@ def write_csv(path: Path, header: str, lines: Iterable[str]) -> None:
 def add_case(standin: StandIn, n: int, workdir: Path) -> Case:
     """N new users, each with a key name and one of the 20 teams, in no particular order."""
     pick = random.Random(n)
-    rows = (f"new{i}@example.com,internal_user,{team(pick.randrange(TEAMS))},key-new{i}" for i in range(n))
-    write_csv(workdir / "add.csv", "email,role,team_name,key_name", rows)
-    need = minimum_on(standin, writes=True, key_names=n, named=(n, 0), created=n)
+    teams = [team(pick.randrange(TEAMS)) for _ in range(n)]
+    write_csv(
+        workdir / "add.csv",
+        "email,role,team_name,key_name",
+        (f"new{i}@example.com,internal_user,{teams[i]},key-new{i}" for i in range(n)),
+    )
+    shared = sum(1 for count in Counter(teams).values() if count > 1)
+    need = minimum_on(standin, writes=True, key_names=n, named=(0, 0), refused=n, created=n, shared_teams=shared)
     return Case("add_user.py", ["--csv-file", "add.csv"], need)
 
 
@@ -268,7 +297,8 @@ def sync_case(standin: StandIn, n: int, workdir: Path, *, drift: float = 0.01, d
     rows = {i: f"{email(i)},internal_user,{team(i)}" for i in range(n) if i not in deleted}
     rows |= {i: f"{email(i)},proxy_admin,{team(i)}" for i in promoted}
     rows |= {i: f"{email(i)},internal_user,{team(i + 1)}" for i in moved}
-    added = [f"new{i}@example.com,internal_user,{team(pick.randrange(TEAMS))}" for i in range(adds)]
+    new_teams = [team(pick.randrange(TEAMS)) for _ in range(adds)]
+    added = [f"new{i}@example.com,internal_user,{new_teams[i]}" for i in range(adds)]
     write_csv(workdir / "sync.csv", "email,role,team_name", [*rows.values(), *added])
     if dry_run:
         need = minimum_on(standin, key_owners=[len(moved)])
@@ -279,6 +309,7 @@ def sync_case(standin: StandIn, n: int, workdir: Path, *, drift: float = 0.01, d
         key_owners=[len(moved), deletes],
         key_lookups=len(moved),  # each left a team holding one of its keys: was it deleted with it?
         created=adds,
+        shared_teams=sum(1 for count in Counter(new_teams).values() if count > 1),
         role_changes=len(promoted),
         joins=Counter(team(i + 1) for i in moved).values(),
         leaves=len(moved),

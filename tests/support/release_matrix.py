@@ -38,7 +38,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RELEASE = re.compile(r"^1\.(\d+)\.\d+(\.post\d+)?$")
 KNOWN = {"1.108.7": ("litellm-real", 4000), "1.80.7": ("litellm-real-1.80.7", 4001)}
 

@@ -304,6 +304,17 @@ class StandIn:
         return self._since(1, 108)
 
     @property
+    def lists_key_aliases(self) -> bool:
+        """From 1.80: /key/aliases (1.65.8 has none)."""
+        return self._since(1, 80)
+
+    @property
+    def pages_key_aliases(self) -> bool:
+        """1.108.7, 1.110.2: /key/aliases a page at a time, with a search (1.80.7 sends every alias
+        at once; 1.65.8 has no /key/aliases)."""
+        return self._since(1, 108)
+
+    @property
     def has_ui_config(self) -> bool:
         """From 1.74 (seen on 1.74.15): /.well-known/litellm-ui-config (1.108.7 adds gateway_base_url and more)."""
         return self._since(1, 74)
@@ -328,6 +339,7 @@ class StandIn:
             "/management/v1/users/bulk": self.bulk_users,
             "/management/v1/users/bulk_delete": self.bulk_users,
             "/key/bulk_update": self.bulk_users,
+            "/key/aliases": self.lists_key_aliases,
         }
         return needs.get(path, True)
 
@@ -980,6 +992,16 @@ def user_info(proxy: StandIn, query: dict[str, str]) -> Any:
         keys = [dict(k) for k in proxy.keys.values() if k["user_id"] == user_id]
         teams = [proxy.team_row(proxy.teams[t]) for t in user["teams"] if t in proxy.teams]
         return {"user_id": user_id, "user_info": dict(user), "keys": keys, "teams": teams}
+
+
+def spend_users(proxy: StandIn, query: dict[str, str]) -> Any:
+    """The user table as the database holds it, every column (password too), on every release:
+    all rows, or [row] ([null] for an unknown id) with user_id."""
+    with proxy.lock:
+        if query.get("user_id"):
+            user = proxy.users.get(query["user_id"])
+            return [{**user, "password": None} if user else None]
+        return [{**user, "password": None} for user in proxy.users.values()]
 
 
 class _UpdateFailed(Exception):
@@ -1686,6 +1708,28 @@ def key_list(proxy: StandIn, query: dict[str, str]) -> Any:
         }
 
 
+def key_aliases(proxy: StandIn, query: dict[str, str]) -> Any:
+    """1.80.7: every alias at once, whatever the query; later 100 a page, sorted, with a search
+    (a substring, any case, where _ and % match anything, as SQL's ILIKE)."""
+    with proxy.lock:
+        aliases = sorted(k["key_alias"] for k in proxy.keys.values() if k["key_alias"])
+    if not proxy.pages_key_aliases:
+        return {"aliases": sorted(set(aliases))}
+    page = _int_param(query, "page", 1, low=1)
+    size = _int_param(query, "size", 50, low=1, high=100)
+    search = query.get("search")
+    if search:
+        pattern = re.compile(".*".join(re.escape(part).replace("_", ".") for part in search.split("%")), re.I)
+        aliases = [alias for alias in aliases if pattern.search(alias)]
+    return {
+        "aliases": aliases[(page - 1) * size : page * size],
+        "total_count": len(aliases),
+        "current_page": page,
+        "total_pages": math.ceil(len(aliases) / size),
+        "size": size,
+    }
+
+
 def key_info(proxy: StandIn, query: dict[str, str], caller: str) -> Any:
     with proxy.lock:
         wanted = query.get("key")
@@ -1795,6 +1839,7 @@ ROUTES = {
     ("POST", "/user/new"): user_new,
     ("GET", "/user/list"): user_list,
     ("GET", "/user/info"): user_info,
+    ("GET", "/spend/users"): spend_users,
     ("POST", "/user/update"): user_update,
     ("POST", "/user/delete"): user_delete,
     ("POST", "/user/bulk_update"): user_bulk_update,
@@ -1811,6 +1856,7 @@ ROUTES = {
     ("POST", "/team/delete"): team_delete,
     ("POST", "/key/generate"): key_generate,
     ("GET", "/key/list"): key_list,
+    ("GET", "/key/aliases"): key_aliases,
     ("POST", "/key/delete"): key_delete,
     ("POST", "/key/block"): key_block,
     ("POST", "/key/unblock"): key_unblock,
