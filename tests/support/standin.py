@@ -111,6 +111,7 @@ class StandIn:
         proxy_base_url: str | None = None,
         access_groups: Mapping[str, Sequence[str]] | None = None,
         wildcard_routes: Sequence[str] = (),
+        licensed: bool = False,
     ):
         if release not in RELEASES:
             raise ValueError(f"release {release!r}: the stand-in answers as one of {', '.join(RELEASES)}")
@@ -123,6 +124,7 @@ class StandIn:
         self.proxy_base_url = proxy_base_url
         self.access_groups = {name: list(groups) for name, groups in (access_groups or {}).items()}
         self.wildcard_routes = list(wildcard_routes)
+        self.licensed = licensed  # LITELLM_LICENSE set: team admins can be assigned (the launcher's proxies have none)
         self.users: dict[str, dict[str, Any]] = {}
         self.teams: dict[str, dict[str, Any]] = {}
         self.keys: dict[str, dict[str, Any]] = {}  # by hash
@@ -152,6 +154,11 @@ class StandIn:
         empty 200 (404 later), /user/new with a known user_id makes a key (409 later), and
         member_add pushes the team onto user.teams even when it is listed there already."""
         return not self._since(1, 81)
+
+    @property
+    def admins_need_licence(self) -> bool:
+        """From 1.80: /team/member_update refuses role admin without LITELLM_LICENSE (1.65.8 sets it)."""
+        return self._since(1, 80)
 
     @property
     def user_delete_cleans_rosters(self) -> bool:
@@ -623,6 +630,10 @@ class StandIn:
             "members_with_roles": [*members, {"user_id": "default_user_id", "user_email": None, "role": "admin"}],
             "metadata": {},
             "max_budget": None,
+            "budget_duration": None,
+            "budget_reset_at": None,
+            "tpm_limit": None,
+            "rpm_limit": None,
             "models": [],
             "blocked": False,
             "spend": 0.0,
@@ -1320,7 +1331,12 @@ def user_bulk_update(proxy: StandIn, body: Any) -> Any:
 # -- /team ----------------------------------------------------------------------------------------
 
 
+TEAM_SETTINGS = ("max_budget", "budget_duration", "tpm_limit", "rpm_limit")  # null clears each (/team/update)
+
+
 def team_new(proxy: StandIn, body: dict[str, Any]) -> Any:
+    """Admins in members_with_roles are taken without a licence: only when a team is created."""
+    _check_new_budget_duration(proxy, body)
     with proxy.lock:
         team_id = body.get("team_id")
         if team_id and team_id in proxy.teams:
@@ -1329,6 +1345,9 @@ def team_new(proxy: StandIn, body: dict[str, Any]) -> Any:
             team_id or str(uuid.uuid4()), body.get("team_alias"), list(body.get("members_with_roles") or [])
         )
         team["metadata"] = dict(body.get("metadata") or {})
+        for name in TEAM_SETTINGS:
+            team[name] = body.get(name)
+        team["models"] = list(body.get("models") or [])
         return proxy.team_row(team)
 
 
@@ -1342,8 +1361,15 @@ def team_update(proxy: StandIn, body: dict[str, Any]) -> Any:
                 if proxy.team_update_error_wrapped
                 else Answer(404, {"detail": {"error": message}})
             )
-        for field in ("team_alias", "metadata", "max_budget", "models"):
+        if body.get("budget_duration") and proxy.budget_duration_rule == "strict":
+            problem = budget_duration_problem(proxy, body["budget_duration"])
+            if problem:
+                raise proxy.wrapped(400, problem)
+        for field in ("team_alias", "models"):  # null leaves these as they are
             if body.get(field) is not None:
+                team[field] = _copy(body[field])
+        for field in ("metadata", *TEAM_SETTINGS):  # null is stored (metadata) or clears (the others)
+            if field in body:
                 team[field] = _copy(body[field])
         team["updated_at"] = now()
         proxy.changed()
@@ -1437,7 +1463,7 @@ def team_member_add(proxy: StandIn, body: dict[str, Any]) -> Any:
     for member in members:
         if not isinstance(member, dict) or member.get("role") not in ("admin", "user"):
             raise _invalid(["body", "role"], "Input should be 'admin' or 'user'", "literal_error")
-        if member["role"] == "admin":
+        if member["role"] == "admin" and not proxy.licensed:
             raise Answer(
                 400,
                 {
@@ -1478,6 +1504,35 @@ def team_member_add(proxy: StandIn, body: dict[str, Any]) -> Any:
     proxy.write_roster(team_id, lambda roster: [*roster, *added])
     with proxy.lock:
         return {**proxy.team_row(proxy.teams[team_id]), "updated_users": updated, "updated_team_memberships": []}
+
+
+PREMIUM_ADMINS = (
+    "Assigning team admins is a premium feature. You must be a LiteLLM Enterprise user to use this feature. "
+    "If you have a license please set `LITELLM_LICENSE` in your env. Get a 7 day trial key here: "
+    "https://www.litellm.ai/#trial. Pricing: https://www.litellm.ai/#pricing"
+)
+
+
+def team_member_update(proxy: StandIn, body: dict[str, Any]) -> Any:
+    """A member's role: admin needs a licence from 1.80 (1.65.8 sets it without). A user not on the
+    roster: refused from 1.100 (seen on 1.110.2), a 200 that changes nothing before."""
+    team_id, user_id, role = body.get("team_id"), body.get("user_id"), body.get("role")
+    if role not in (None, "admin", "user"):
+        raise _invalid(["body", "role"], "Input should be 'admin' or 'user'", "literal_error")
+    with proxy.lock:
+        if team_id not in proxy.teams:
+            raise Answer(400, {"detail": {"error": f"Team id={team_id} does not exist in db"}})
+        if role == "admin" and proxy.admins_need_licence and not proxy.licensed:
+            raise Answer(400, {"detail": PREMIUM_ADMINS})
+        member = [m for m in proxy.teams[team_id]["members_with_roles"] if m["user_id"] == user_id]
+        if not member and proxy.rosters_locked:
+            raise Answer(400, {"detail": {"error": f"User {user_id} is not a member of team {team_id}"}})
+        email = proxy.users[user_id]["user_email"] if user_id in proxy.users else None
+    if member and role:
+        proxy.write_roster(
+            team_id, lambda roster: [{**m, "role": role} if m["user_id"] == user_id else m for m in roster]
+        )
+    return {"user_id": user_id, "user_email": email, "team_id": team_id, "max_budget_in_team": None}
 
 
 def _already_in_team(
@@ -1852,6 +1907,7 @@ ROUTES = {
     ("GET", "/team/info"): team_info,
     ("POST", "/team/member_add"): team_member_add,
     ("POST", "/team/member_delete"): team_member_delete,
+    ("POST", "/team/member_update"): team_member_update,
     ("POST", "/team/update"): team_update,
     ("POST", "/team/delete"): team_delete,
     ("POST", "/key/generate"): key_generate,
