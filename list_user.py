@@ -17,17 +17,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from common import options, removal, script, user_record
+from common import options, removal, script, team_record, user_record
 from common.csv_input import METADATA_PREFIX
 from common.exits import Exit, UsageError
 from common.results import cell, plural
 from common.run_report import RUN
 from common.runner import Progress
 from common.snapshot import Snapshot
-from litellm_client import ROLES, User
+from litellm_client import ROLES, LiteLLMClient, Team, User
 
 DEFAULT_COLUMNS = "user_id,user_email,user_role,teams,created_at,updated_at"
+TEAM_COLUMNS = "team_name,team_id,max_budget,budget_duration,models,tpm_limit,rpm_limit,members,admins,spend"
 COLUMN_ALIASES = {"email": "user_email", "role": "user_role"}
+PLACEHOLDER = "default_user_id"  # LiteLLM's stand-in for the master key on the teams it creates: not a member
 EXAMPLES = """\
   python list_user.py --format table --columns email,role,team_name,max_budget,models
   python list_user.py --offboarded --columns email,user_id,offboarded_at    # the blocked users
@@ -45,6 +47,7 @@ def _column_values(snapshot: Snapshot) -> dict[str, Callable[[User], Any]]:
         "user_role": lambda u: u.role,
         "teams": lambda u: sorted(u.teams),
         "team_name": lambda u: sorted(snapshot.team_label(team) for team in snapshot.teams_of(u)),
+        user_record.ADMIN_OF: lambda u: sorted(snapshot.team_label(team) for team in snapshot.admin_of(u)),
         "key_count": lambda u: u.key_count,
         **{column: _field_value(column) for column in user_record.ACCESS_COLUMNS},
         "models": lambda u: sorted(u.models),
@@ -65,11 +68,40 @@ def _field_value(column: str) -> Callable[[User], Any]:
     return value
 
 
+def _team_values(emails: dict[str, str]) -> dict[str, Callable[[Team], Any]]:
+    """What each column of --teams shows; emails: of the teams' members, by user_id (an admin
+    without one shows its id)."""
+    return {
+        team_record.TEAM_NAME: lambda t: t.alias,
+        team_record.TEAM_ID: lambda t: t.team_id,
+        **{column: _team_setting(column) for column in team_record.SETTINGS},
+        "members": lambda t: len(t.member_ids - {PLACEHOLDER}),
+        "admins": lambda t: sorted(emails.get(user_id, user_id) for user_id in t.admin_ids - {PLACEHOLDER}),
+        "spend": lambda t: t.spend,
+        user_record.METADATA: lambda t: {k: v for k, v in t.metadata.items() if v is not None} or None,
+    }
+
+
+def _team_setting(column: str) -> Callable[[Team], Any]:
+    def value(team: Team) -> Any:
+        current = team_record.field(column).current(team)
+        return list(current) if isinstance(current, tuple) else current
+
+    return value
+
+
 VALID_COLUMNS = [*_column_values(Snapshot([], [])), *COLUMN_ALIASES, "metadata.<name>"]
+VALID_TEAM_COLUMNS = [*_team_values({}), "metadata.<name>"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = options.parser(__doc__.splitlines()[0], examples=EXAMPLES, writes=False)
+    p.add_argument(
+        "--teams",
+        action="store_true",
+        help=f"list teams instead of users (default columns: {TEAM_COLUMNS}); an export syncs back with "
+        "sync_user.py --teams-file",
+    )
     p.add_argument("--role", choices=ROLES, help="only users with this role")
     p.add_argument("--email-like", metavar="TEXT", help="only users whose email contains TEXT (any case)")
     p.add_argument("--team", metavar="ALIAS_OR_ID", help="only members of this team")
@@ -89,33 +121,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--columns",
-        default=DEFAULT_COLUMNS,
-        help=f"comma-separated (default: %(default)s); any of: {', '.join(VALID_COLUMNS)}",
+        help=f"comma-separated (default: {DEFAULT_COLUMNS}); any of: {', '.join(VALID_COLUMNS)}; with --teams, "
+        f"any of: {', '.join(VALID_TEAM_COLUMNS)}",
     )
     p.add_argument("--format", choices=("tsv", "csv", "json", "table"), default="tsv", help="(default: %(default)s)")
     p.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout (replaced only once complete)")
     return p.parse_args(argv)
 
 
-def _known(name: str) -> bool:
-    return name in VALID_COLUMNS or (name.startswith(METADATA_PREFIX) and len(name) > len(METADATA_PREFIX))
+def _known(name: str, valid: list[str]) -> bool:
+    return name in valid or (name.startswith(METADATA_PREFIX) and len(name) > len(METADATA_PREFIX))
 
 
-def parse_columns(text: str) -> list[str]:
+def parse_columns(text: str, valid: list[str]) -> list[str]:
     columns = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in columns if not _known(name)]
+    unknown = [name for name in columns if not _known(name, valid)]
     if unknown or not columns:
-        raise UsageError(
-            f"ERROR: unknown column(s) {', '.join(unknown) or '(none given)'}; valid: {', '.join(VALID_COLUMNS)}"
-        )
+        raise UsageError(f"ERROR: unknown column(s) {', '.join(unknown) or '(none given)'}; valid: {', '.join(valid)}")
     return columns
 
 
-def parse_where(conditions: list[str]) -> list[tuple[str, str]]:
+def parse_where(conditions: list[str], valid: list[str]) -> list[tuple[str, str]]:
     parsed = []
     for condition in conditions:
         name, equals, value = condition.partition("=")
-        if not equals or not _known(name.strip()):
+        if not equals or not _known(name.strip(), valid):
             raise UsageError(f"ERROR: --where '{condition}': expected COLUMN=VALUE, COLUMN one that --columns takes")
         parsed.append((name.strip(), value.strip()))
     return parsed
@@ -131,11 +161,12 @@ def team_filter(team: str | None, snapshot: Snapshot) -> str | None:
         raise UsageError(f"ERROR: --team: {problem}") from None
 
 
-def value_of(name: str, values: dict[str, Callable[[User], Any]]) -> Callable[[User], Any]:
+def value_of(name: str, values: dict[str, Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    """A column's value of a user (or a team): metadata.<name> is the one metadata key."""
     name = COLUMN_ALIASES.get(name, name)
     if name in values:
         return values[name]
-    return lambda user: user_record.export(name, user) or None
+    return lambda holder: user_record.export(name, holder) or None
 
 
 def text(value: Any) -> str:
@@ -149,10 +180,11 @@ def text(value: Any) -> str:
 
 
 def write(
-    users: Iterable[User], columns: list[str], values: dict[str, Callable[[User], Any]], fmt: str, out: IO[str]
+    rows: Iterable[Any], columns: list[str], values: dict[str, Callable[[Any], Any]], fmt: str, out: IO[str]
 ) -> None:
+    """Users (or teams) in a format, each column as value_of shows it."""
     fields = [value_of(name, values) for name in columns]
-    records = ([field(user) for field in fields] for user in users)
+    records = ([field(row) for field in fields] for row in rows)
     if fmt == "json":
         out.write("[")
         for n, record in enumerate(records):
@@ -193,14 +225,38 @@ def destination(path: str | None) -> Iterator[IO[str]]:
             os.unlink(temporary)
 
 
+def list_teams(proxy: LiteLLMClient, columns: list[str], where: list[tuple[str, str]], args: argparse.Namespace) -> int:
+    """Every team (every page; the lease's hidden), in the teams file's columns: how many listed."""
+    teams = Snapshot([], proxy.teams()).teams
+    admins = sorted({user_id for team in teams for user_id in team.admin_ids} - {PLACEHOLDER})
+    emails = {user_id: user.email for user_id, user in proxy.existing(admins).items() if user.email} if admins else {}
+    values = _team_values(emails)
+    shown = [t for t in teams if all(text(value_of(name, values)(t)) == wanted for name, wanted in where)]
+    with destination(args.output) as out:
+        write(sorted(shown, key=lambda t: (t.alias or "", t.team_id)), columns, values, args.format, out)
+    return len(shown)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    columns = parse_columns(args.columns)
-    where = parse_where(args.where)
+    valid = VALID_TEAM_COLUMNS if args.teams else VALID_COLUMNS
+    columns = parse_columns(args.columns or (TEAM_COLUMNS if args.teams else DEFAULT_COLUMNS), valid)
+    where = parse_where(args.where, valid)
+    user_filters = {"--role": args.role, "--email-like": args.email_like, "--team": args.team,
+                    "--offboarded": args.offboarded, "--show-all": args.show_all}  # fmt: skip
+    if args.teams and any(user_filters.values()):
+        used = ", ".join(flag for flag, value in user_filters.items() if value)
+        raise UsageError(f"ERROR: {used} filter users: with --teams, use --where.")
     settings = options.Settings.from_args(args)
+    if args.teams:
+        with settings.connect(read_only=True) as proxy:
+            listed = list_teams(proxy, columns, where, args)
+        print(f"{plural(listed, 'team')} listed.", file=sys.stderr)
+        RUN.counts = {"listed": listed}
+        return Exit.OK
     with settings.connect(read_only=True) as proxy:
         names = [*columns, *(name for name, _ in where)]
-        needs_teams = bool(args.team) or "team_name" in names  # one /team/list, only when it is used
+        needs_teams = bool(args.team) or "team_name" in names or user_record.ADMIN_OF in names  # only when used
         snapshot = Snapshot(users=[], teams=proxy.teams() if needs_teams else [])
         team_id = team_filter(args.team, snapshot)
         pages = proxy.users(role=args.role, email_contains=args.email_like, team_id=team_id)

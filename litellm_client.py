@@ -110,6 +110,11 @@ class ProxyError(Exception):
         return self.status == 404
 
     @property
+    def needs_licence(self) -> bool:
+        """A premium feature (team admins from 1.80) refused without LiteLLM's Enterprise licence."""
+        return "premium feature" in self._text
+
+    @property
     def auth_refused(self) -> bool:
         return self.status in (401, 403)
 
@@ -411,22 +416,38 @@ def _int(value: Any) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class Team:
+    """A team with its roster and the settings its keys spend under (budget, models, limits)."""
+
     team_id: str
     alias: str | None
     member_ids: frozenset[str]
     metadata: Mapping[str, Any] = field(default_factory=dict)
     updated_at: str | None = None
+    admin_ids: frozenset[str] = frozenset()  # the members whose role in the team is admin
+    max_budget: float | None = None
+    budget_duration: str | None = None
+    models: tuple[str, ...] = ()
+    tpm_limit: int | None = None
+    rpm_limit: int | None = None
+    spend: float = 0.0
 
     @classmethod
     def from_api(cls, row: dict[str, Any]) -> Team:
-        members = {str(m["user_id"]) for m in row.get("members_with_roles") or () if m.get("user_id")}
+        roster = [m for m in row.get("members_with_roles") or () if isinstance(m, dict) and m.get("user_id")]
         metadata = row.get("metadata")
         return cls(
             str(row["team_id"]),
             row.get("team_alias"),
-            frozenset(members),
+            frozenset(str(m["user_id"]) for m in roster),
             metadata if isinstance(metadata, dict) else {},
             row.get("updated_at"),
+            frozenset(str(m["user_id"]) for m in roster if m.get("role") == "admin"),
+            _float(row.get("max_budget")),
+            row.get("budget_duration") or None,
+            tuple(row.get("models") or ()),
+            _int(row.get("tpm_limit")),
+            _int(row.get("rpm_limit")),
+            float(row.get("spend") or 0.0),
         )
 
 
@@ -1221,9 +1242,17 @@ class LiteLLMClient:
         pages = _pages(fetch, first, int(first.get("total_pages") or 0), self.workers)
         return [Team.from_api(row) for answer in pages for row in answer["teams"] or () if isinstance(row, dict)]
 
-    def create_team(self, alias: str, *, team_id: str | None = None, metadata: Mapping[str, Any] | None = None) -> Team:
-        """Create a team; if the answer is lost, a team that now has this alias is that team."""
-        body: dict[str, Any] = {"team_alias": alias}
+    def create_team(
+        self,
+        alias: str | None,
+        *,
+        team_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> Team:
+        """Create a team, with settings as /team/new takes them (max_budget, models, ...); if the
+        answer is lost, a team that now has this alias (and the id asked for) is that team."""
+        body: dict[str, Any] = {**(settings or {}), "team_alias": alias}
         if team_id:
             body["team_id"] = team_id
         if metadata:
@@ -1244,6 +1273,25 @@ class LiteLLMClient:
                 ) from exc
             return found[0]
         return Team.from_api(row)
+
+    def update_team(self, team_id: str, fields: Mapping[str, Any]) -> None:
+        """Change a team's settings in one request (null clears a budget, limit or duration; [] the
+        models; metadata is replaced whole), and check the proxy applied each one."""
+        answer = self._call(
+            "POST", "/team/update", body={**fields, "team_id": team_id}, shape=lambda a: _shape(a, dict)
+        )
+        data = answer.get("data")
+        if isinstance(data, dict):
+            ignored = [name for name, sent in fields.items() if name in data and not _applied(sent, data[name])]
+            if ignored:
+                raise ProxyError(f"team {team_id}: the proxy answered 200 but did not change {', '.join(ignored)}")
+
+    def set_team_role(self, team_id: str, user_id: str, *, admin: bool) -> None:
+        """Make a member a team admin, or an ordinary member again (/team/member_update). Making
+        an admin needs a LiteLLM Enterprise licence from 1.80 (ProxyError.needs_licence)."""
+        body = {"team_id": team_id, "user_id": user_id, "role": "admin" if admin else "user"}
+        with self.team_writes([team_id]):
+            self._call("POST", "/team/member_update", body=body, shape=lambda a: _shape(a, dict))
 
     def update_team_metadata(self, team_id: str, metadata: Mapping[str, Any], *, timeout: float | None = None) -> None:
         """Replace a team's metadata; with a timeout, in one quick try (no retries)."""

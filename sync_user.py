@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from contextlib import nullcontext
 
-from common import addresses, csv_input, exits, lease, options, script, undo, user_record
+from common import addresses, csv_input, exits, lease, options, script, team_apply, team_record, undo, user_record
 from common.actions import Action
 from common.csv_input import Row
-from common.exits import SafetyStop, UsageError
+from common.exits import Exit, SafetyStop, UsageError
 from common.journal import Journal
 from common.results import Report, closing_notes, plural
 from common.run_report import RUN
@@ -23,7 +24,16 @@ from common.sync_apply import Sync
 from common.sync_plan import DEFAULT_FLOOR, DEFAULT_SHARE, SyncOptions, delete_limit, keys_lost, plan_sync
 from litellm_client import User
 
-COLUMNS = ("email", "role", "team_name", "user_id", "state", *user_record.ACCESS_COLUMNS, user_record.METADATA)
+COLUMNS = (
+    "email",
+    "role",
+    "team_name",
+    user_record.ADMIN_OF,
+    "user_id",
+    "state",
+    *user_record.ACCESS_COLUMNS,
+    user_record.METADATA,
+)
 RESULT_COLUMNS = (
     "action",
     "email",
@@ -40,6 +50,7 @@ EXAMPLES = """\
   python sync_user.py --dry-run                         # print the plan for user_list.csv, change nothing
   python sync_user.py --remove block                    # apply it; users not in the file are blocked, not deleted
   python sync_user.py --check --quiet                   # exit 5 if the proxy drifted from the file (monitoring)
+  python sync_user.py --teams-file teams.csv --dry-run  # the teams' budgets, models and limits too
 """
 REMOVE = {"delete": Action.DELETE, "block": Action.BLOCK}
 
@@ -62,6 +73,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     options.add_purge_after_option(
         p, help_text="with --remove block: delete the users blocked at least this long ago (30d, 1mo, ...)"
     )
+    options.add_teams_file_option(
+        p,
+        help_text="a CSV of teams (team_name, team_id, max_budget, budget_duration, models, tpm_limit, rpm_limit, "
+        "metadata.<name>): create those missing and change the settings that differ, first; teams it does not "
+        "name are left alone, none is deleted",
+    )
     options.add_max_delete_option(p, default_text=f"{DEFAULT_SHARE:g}%%, but never fewer than {DEFAULT_FLOOR}")
     p.add_argument(
         "--check",
@@ -77,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError("ERROR: --purge-after deletes users blocked long enough: it needs --remove block.")
     settings = options.Settings.from_args(args)
     rows = csv_input.read_rows(args.csv_file, COLUMNS, encoding=args.encoding, metadata=True)
-    if not rows:
+    team_rows = team_record.read(args.teams_file, args.encoding) if args.teams_file else []
+    if not rows and not args.no_delete:
         raise UsageError(
             f"ERROR: {args.csv_file} lists no users: a sync would delete every managed user. Nothing was changed "
             "(to delete users, list them for del_user.py)."
@@ -98,18 +116,22 @@ def main(argv: list[str] | None = None) -> int:
         journal = Journal(args.output_dir, "user_sync")
         # without deletions the plan needs only the users the file names: looked up, where that is cheaper
         named = Names.of([*((row["email"], row["user_id"]) for row in rows), *journal.leftovers_named()])
-        snapshot = Snapshot.load(proxy, named=None if opts.delete else named, models=any(row["models"] for row in rows))
+        models = any(row["models"] for row in [*rows, *team_rows])
+        snapshot = Snapshot.load(proxy, named=None if opts.delete else named, models=models)
+        teams = team_record.plan_teams(team_rows, snapshot.teams, models=snapshot.models, rules=snapshot.rules)
+        snapshot = snapshot.with_teams(teams.teams_after(snapshot.teams))  # the users' plan reads the teams as planned
         # some listings leave max_parallel_requests out: read the users whose rows set it
         snapshot.add_details(
             proxy, [user.user_id for row in rows if row["max_parallel_requests"] for user in _named(row, snapshot)]
         )
         plan = plan_sync(rows, snapshot, opts, journal.leftovers)
         csv_input.stop_if_strict(args.strict, args.csv_file, [(row, reason) for row, reason, _ in plan.failures])
+        csv_input.stop_if_strict(args.strict, str(args.teams_file), teams.failures)
         # the keys the plan counts: those that leaving a team deletes, and those a block or a reinstatement switches
         switching = [c.user for c in [*plan.leaving(), *plan[Action.BLOCK], *plan[Action.REINSTATE]] if c.user]
         keys = snapshot.keys_of(proxy, switching)
         plan.count_team_keys(keys)
-        print(plan.describe(snapshot, keys), flush=True)
+        print(plan.describe(snapshot, keys, teams if args.teams_file else None, args.teams_file), flush=True)
         limit, why = delete_limit(args.max_delete, plan.managed)
         if len(plan.removals) > limit:
             raise SafetyStop(
@@ -118,13 +140,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"--max-delete {len(plan.removals)}."
             )
         if not writes:
-            RUN.counts = plan.counts()
-            return exits.of_plan(failed=bool(plan.failures), drift=args.check and plan.changes_anything())
+            RUN.counts = plan.counts() | teams.counts()
+            drift = plan.changes_anything() or teams.changes_anything()
+            return exits.of_plan(failed=bool(plan.failures or teams.failures), drift=args.check and drift)
         touched = [c for action in (Action.UPDATE, Action.REINSTATE) for c in plan[action]] + plan.removals
         unlisted = [c.user for c in touched if c.user and c.action.deletes and c.user_id not in keys]
         keys |= snapshot.keys_of(proxy, unlisted)
+        teams_undo = team_apply.write_undo(args.output_dir, "user_sync", teams.changes)
         undo_file = None
-        if touched:
+        if touched or teams_undo:  # with the teams' undo file, the users' (maybe empty) to feed back beside it
             lost = {c.user_id: keys_lost(c, keys) for c in touched}
             deleted = [c.user_id for c in touched if c.action.deletes]
             ids = [c.user_id for c in touched]
@@ -137,14 +161,20 @@ def main(argv: list[str] | None = None) -> int:
                 holds_keys=bool(plan[Action.ADD]),
                 words=("added", "updated", "deleted", "unchanged"),
             ) as report,
+            team_apply.report(args.output_dir, "user_sync") if args.teams_file else nullcontext() as team_report,
             Runner(workers=args.workers, quiet=args.quiet, watched=[proxy, *([held] if held else [])]) as runner,
         ):
+            team_work = (teams, team_report) if team_report else None
+            sync = Sync(plan, snapshot, proxy, runner, report, keys, opts.now, journal, team_work)
             try:
-                code = report.run(lambda: Sync(plan, snapshot, proxy, runner, report, keys, opts.now, journal).run())
+                code = report.run(sync.run)
             finally:
                 journal.close()
+    if team_report:
+        print(f"Teams: {team_summary(team_report)}.")
+        code = code or (Exit.ROW_FAILED if team_report.failed else Exit.OK)
     print(f"Sync done: {summary(report.counts)}; failed {report.failed}; {report.files()}.")
-    for note in closing_notes(proxy, undo_file):
+    for note in closing_notes(proxy, undo_file, teams_undo):
         print(note)
     return code
 
@@ -168,6 +198,14 @@ def summary(counts: Counter[str]) -> str:
         + (f" ({notes[action]})" if counts[action.word] and notes.get(action) else "")
         for action in shown
         if counts[action.word] or action in (Action.ADD, Action.UPDATE, Action.DELETE, Action.KEEP)
+    )
+
+
+def team_summary(report: Report) -> str:
+    counts = report.counts
+    return (
+        f"created {counts['teams created']}, updated {counts['teams updated']}, unchanged {counts['teams unchanged']}; "
+        f"failed {report.failed}; results in {report.results.path}"
     )
 
 

@@ -10,13 +10,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from common import addresses, csv_input, options, user_record
+from common import addresses, csv_input, options, team_apply, user_record
 from common.creation import Creation, create
 from common.csv_input import Row
 from common.journal import Journal
 from common.results import Report, plural
 from common.runner import Interrupted, Runner
 from common.snapshot import Snapshot
+from common.team_record import TeamPlan
 from litellm_client import LiteLLMClient, NewUser, NewUserSpec, ProxyError, User
 
 # user_state in an error file: the row's user exists (created) or may (unknown), its key unseen
@@ -30,6 +31,7 @@ class Addition:
     teams: list[str]  # as the file names them
     values: dict[str, Any]  # the access columns the row sets
     unfinished: User | None = None  # created by an earlier run whose answer was lost: finish it
+    admin_of: tuple[str, ...] = ()  # the ids of the teams it is made an admin of, once created
 
 
 @dataclass
@@ -40,23 +42,31 @@ class AddPlan:
     new_teams: list[str] = field(default_factory=list)
     default_role_rows: int = 0
 
-    def counts(self) -> dict[str, int]:
-        """What the plan would do, in the words of the run's summary (the run report of a dry run)."""
+    def counts(self, teams: TeamPlan | None = None) -> dict[str, int]:
+        """What the plan would do, in the words of the run's summary (the run report of a dry run);
+        teams: a teams file's plan."""
         return {
             "created": len(self.additions),
             "skipped": len(self.skipped),
             "failed": len(self.failures),
-            "teams_created": len(self.new_teams),
+            "teams_created": len(self.new_teams) + (len(teams.creates) if teams else 0),
+            "teams_failed": len(teams.failures) if teams else 0,
         }
 
-    def describe(self, csv_file: str, default_role: str) -> str:
-        lines = [f"Plan for {csv_file}:"]
+    def describe(self, csv_file: str, default_role: str, teams: TeamPlan | None = None, teams_file: str = "") -> str:
+        """teams: a teams file's plan (the teams it creates), shown first."""
+        lines = [f"Plan for {csv_file}:", *(teams.lines(teams_file, updates=False) if teams else [])]
         lines += [f"  + team {alias}" for alias in self.new_teams]
         for add in self.additions:
             key = (add.spec.key_alias or "(no alias)") if add.spec.with_key else "none"
             if add.spec.with_key and add.spec.key_duration:
                 key += f", expires after {add.spec.key_duration}"
             values = "".join(f", {column}: {user_record.show(column, v)}" for column, v in add.values.items())
+            if add.admin_of:
+                names = [
+                    name for name, team_id in zip(add.teams, add.spec.team_ids, strict=True) if team_id in add.admin_of
+                ]
+                values = f", admin_of: {';'.join(names)}" + values
             finish = f", finishing user_id {add.unfinished.user_id}" if add.unfinished else ""
             lines.append(
                 f"  + {add.spec.email} (Role: {add.spec.role or 'default'}, Teams: {';'.join(add.teams) or '-'}, "
@@ -64,8 +74,9 @@ class AddPlan:
             )
         lines += [f"  = {row['email']} (exists: skipped)" for row, _ in self.skipped]
         lines += [f"  ! line {row.line} {row['email']}: {reason}" for row, reason in self.failures]
+        new_teams = len(self.new_teams) + (len(teams.creates) if teams else 0)
         lines.append(
-            f"Users to create: {len(self.additions)}, teams to create: {len(self.new_teams)}, "
+            f"Users to create: {len(self.additions)}, teams to create: {new_teams}, "
             f"skipped: {len(self.skipped)}, rows with errors: {len(self.failures)}."
         )
         if self.default_role_rows:
@@ -135,6 +146,7 @@ def plan_additions(
                     raise ValueError(problem)
             values = user_record.wanted(row.cells, snapshot.models)
             user_record.check_new(values, snapshot.rules)
+            admin_of = _admin_of(row, teams, team_ids)
         except (ValueError, argparse.ArgumentTypeError) as problem:
             plan.failures.append((row, str(problem)))
             continue
@@ -147,11 +159,20 @@ def plan_additions(
             key_alias,
             with_key,
             duration,
-            user_record.new_user_fields(values),
+            user_record.new_fields(values),
             user_id=unfinished.user_id if unfinished else row["user_id"] or _sent_before(email_key, inflight),
         )
-        plan.additions.append(Addition(row, spec, teams, values, unfinished))
+        plan.additions.append(Addition(row, spec, teams, values, unfinished, admin_of))
     return plan
+
+
+def _admin_of(row: Row, teams: list[str], team_ids: list[str]) -> tuple[str, ...]:
+    """The ids of the row's teams its admin_of names (each must be one of them), or ValueError."""
+    names = user_record.admin_names(row.cells) or []
+    strays = [name for name in names if name not in teams and name not in team_ids]
+    if strays:
+        raise ValueError(f"admin_of names team '{strays[0]}', which is not one of the row's teams")
+    return tuple(team_id for name, team_id in zip(teams, team_ids, strict=True) if name in names or team_id in names)
 
 
 def _sent_before(email_key: str, inflight: Mapping[str, str]) -> str | None:
@@ -199,14 +220,16 @@ def apply_additions(
     *,
     with_key: bool,
     invitations: str | None,
+    broken: Mapping[str, str] = {},
 ) -> None:
-    """invitations: the URL invitation links start with (None: no invitations)."""
+    """invitations: the URL invitation links start with (None: no invitations); broken: why each
+    team a teams file was to create was not (by id: its rows fail)."""
     for row, reason in plan.failures:
         report.fail(row, reason)
     for row, user in plan.skipped:
         report.done("skipped", email=row["email"], role=user.role, user_id=user.user_id)
     new_team_ids: dict[str, str] = {}
-    broken: dict[str, str] = {}
+    broken = {**broken}
 
     def create_team(alias: str) -> None:
         try:
@@ -217,7 +240,7 @@ def apply_additions(
     def prepared(addition: Addition) -> Creation[Addition] | None:
         """The row's user with its new teams' ids and its user_id, or None (recorded) if one of
         its teams could not be made."""
-        problems = [broken[name] for name in addition.teams if name in broken]
+        problems = [broken[name] for name in (*addition.teams, *addition.spec.team_ids) if name in broken]
         if problems:
             report.fail(addition.row, problems[0])
             return None
@@ -234,6 +257,12 @@ def apply_additions(
             report.fail(addition.row, reason, user_id=outcome.user_id or "", user_state=state)
             return
         problems = [outcome.problem] if outcome.problem else []
+        if not outcome.problem:  # made an admin where its admin_of says, once on the team
+            for name, team_id in zip(addition.teams, addition.spec.team_ids, strict=True):
+                if team_id in addition.admin_of:
+                    team = new_team_ids.get(team_id, team_id)
+                    _, problem = team_apply.set_role(proxy, team, name, outcome.user_id, admin=True)
+                    problems += [problem] if problem else []
         invitation = ""
         if invitations:
             try:

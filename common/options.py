@@ -207,6 +207,10 @@ def add_role_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_teams_file_option(p: argparse.ArgumentParser, *, help_text: str) -> None:
+    p.add_argument("--teams-file", metavar="FILE", help=help_text)
+
+
 def add_purge_after_option(p: argparse.ArgumentParser, *, help_text: str) -> None:
     p.add_argument("--purge-after", metavar="DURATION", type=duration, help=help_text)
 

@@ -100,13 +100,16 @@ class Report:
         error_columns: Sequence[str] | None = None,
         holds_keys: bool = False,
         words: Sequence[str] = (),
+        failed_word: str = "failed",
     ):
-        """words: the counts the run report always has (the summary's main words), 0 included."""
+        """words: the counts the run report always has (the summary's main words), 0 included;
+        failed_word: what its failures are counted as there."""
         self.results = ResultFile(output_dir / f"{name}_result.csv", result_columns, private=holds_keys)
         self.errors = ResultFile(output_dir / f"{name}_error.csv", error_columns) if error_columns else None
         self.counts: Counter[str] = Counter()
         self.failed = 0
         self.words = tuple(words)
+        self.failed_word = failed_word
         self._lock = threading.Lock()
 
     def __enter__(self) -> Report:
@@ -116,7 +119,7 @@ class Report:
         self.results.close()
         if self.errors:
             self.errors.close()
-        RUN.count({**self.counts, "failed": self.failed}, always=(*self.words, "failed"))
+        RUN.count({**self.counts, self.failed_word: self.failed}, always=(*self.words, self.failed_word))
 
     def done(self, status: str, *, tally: str | None = None, **values: Any) -> None:
         """A row that did what it should; counted under tally (default: its status)."""
@@ -178,11 +181,16 @@ class Report:
         return where + (f", errors in {self.errors.path}" if self.errors else "")
 
 
-def closing_notes(proxy: LiteLLMClient, undo_file: Path | None) -> list[str]:
+def closing_notes(proxy: LiteLLMClient, undo_file: Path | None, teams_undo: Path | None = None) -> list[str]:
     """What a writing run says after its summary: how to undo it, and when other processes of the
     proxy may not see its changes at once (docs/guarantees.md, "Replicated proxies")."""
     notes = []
-    if undo_file:
+    if undo_file and teams_undo:
+        notes.append(
+            f"Undo files: {undo_file}, {teams_undo} (to restore: python sync_user.py --csv-file {undo_file} "
+            f"--teams-file {teams_undo} --no-delete)"
+        )
+    elif undo_file:
         notes.append(f"Undo file: {undo_file} (to restore: python sync_user.py --csv-file {undo_file} --no-delete)")
     if SIGNALS.changed and proxy.caches_apart:
         notes.append(

@@ -48,9 +48,14 @@ class RunRecord:
     def count(self, counts: Mapping[str, int], *, always: tuple[str, ...] = ()) -> None:
         """Take a run's counts, keyed by the summary's words (`keys deleted` as keys_deleted);
         `always`: words reported even at 0, so that a monitor finds them."""
-        self.counts = dict.fromkeys(always, 0) | {
-            word.lower().replace(" ", "_"): int(number) for word, number in counts.items() if number
-        }
+        merged = dict(self.counts)  # a run with two reports (users and teams) adds both
+        for word in always:
+            merged.setdefault(word.lower().replace(" ", "_"), 0)
+        for word, number in counts.items():
+            if number:
+                name = word.lower().replace(" ", "_")
+                merged[name] = merged.get(name, 0) + int(number)
+        self.counts = merged
 
     def write(self, exit_code: int) -> None:
         """Replace the report file with this run's (nothing to do without --report)."""

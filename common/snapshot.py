@@ -112,6 +112,10 @@ class Snapshot:
                 complete=complete,
             )
 
+    def with_teams(self, teams: list[Team]) -> Snapshot:
+        """This snapshot with other teams (as a teams file's plan leaves them): what a users plan reads."""
+        return replace(self, teams=teams)
+
     def keys_of(self, proxy: LiteLLMClient, users: Sequence[User]) -> dict[str, list[Key]]:
         """These users' keys, by user_id: from the listing of every key where the snapshot has it;
         for a snapshot of the few users a file names, each user's looked up."""
@@ -139,6 +143,10 @@ class Snapshot:
             for user in self.users
         ]
         self.__post_init__()
+
+    def admin_of(self, user: User) -> tuple[str, ...]:
+        """The teams in which the user is an admin (its role on their rosters)."""
+        return tuple(team_id for team_id in self.teams_of(user) if user.user_id in self.teams_by_id[team_id].admin_ids)
 
     def teams_of(self, user: User) -> tuple[str, ...]:
         """The teams a user is in: those whose roster has it. The roster is what LiteLLM checks;

@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from common import removal, user_record
+from common import removal, team_apply, user_record
 from common.actions import Action
 from common.creation import Creation, create
 from common.journal import Journal
@@ -23,6 +23,7 @@ from common.results import Report, plural
 from common.runner import Interrupted, Runner
 from common.snapshot import Snapshot
 from common.sync_plan import Change, SyncPlan, team_keys
+from common.team_record import TeamPlan
 from common.user_record import OFFBOARDED_AT, OFFBOARDED_KEYS
 from litellm_client import Key, LiteLLMClient, NewUser, NewUserSpec, ProxyError, chunks
 
@@ -33,6 +34,7 @@ class Part(Enum):
     UNBLOCK = "unblock"
     UPDATE = "update"
     JOIN = "join"
+    ROLE = "role"
     LEAVE = "leave"
 
 
@@ -50,6 +52,7 @@ class Step:
         parts = {(Part.UNBLOCK, "")} if change.action is Action.REINSTATE else set()
         parts |= {(Part.UPDATE, "")} if change.updates_user else set()
         parts |= {(Part.JOIN, team) for team in change.joins} | {(Part.LEAVE, team) for team in change.leaves}
+        parts |= {(Part.ROLE, team) for team, _ in change.team_roles}
         return cls(change, parts)
 
     def settle(self, part: Part, team: str = "", *, did: str = "", problem: str = "") -> None:
@@ -62,6 +65,9 @@ class Step:
     @property
     def failed_to_join(self) -> bool:
         return any(part is Part.JOIN for part, _ in self.problems)
+
+    def joined(self, team: str) -> bool:
+        return team not in self.change.joins or ((Part.JOIN, team) not in self.pending and not self.failed_to_join)
 
 
 class Sync:
@@ -77,9 +83,12 @@ class Sync:
         keys: dict[str, list[Key]],
         now: datetime,
         journal: Journal,
+        teams: tuple[TeamPlan, Report] | None = None,
     ):
+        """teams: a teams file's plan, applied first, and its result file."""
         self.plan, self.snapshot, self.proxy, self.runner, self.report = plan, snapshot, proxy, runner, report
-        self.keys, self.now, self.journal = keys, now, journal
+        self.keys, self.now, self.journal, self.teams = keys, now, journal, teams
+        self.broken: dict[str, str] = {}  # team id -> why it was not created
         self._lock = threading.Lock()
 
     # -- result rows -----------------------------------------------------------------------------
@@ -114,11 +123,30 @@ class Sync:
         for change in self.plan[Action.KEEP]:
             blocked = removal.offboarded_at(change.user) if change.user else None
             self.ok(change, detail=f"blocked on {blocked}" if blocked else "")
+        adds = self.plan[Action.ADD]
         updates = [*self.plan[Action.UPDATE], *self.plan[Action.REINSTATE]]
         removals = self.plan.removals
-        self.phase(self.add, later=[*updates, *removals])
+        if self.teams:
+            team_plan, team_results = self.teams
+            self.phase(lambda: self.apply_teams(team_plan, team_results), later=[*adds, *updates, *removals])
+            adds, updates = self.without_broken_teams(adds), self.without_broken_teams(updates)
+        self.phase(lambda: self.add(adds), later=[*updates, *removals])
         self.phase(lambda: self.update(updates), later=removals)
         self.phase(self.remove, later=[])
+
+    def apply_teams(self, plan: TeamPlan, teams: Report) -> None:
+        self.broken = team_apply.apply_teams(plan, self.proxy, self.runner, teams)
+
+    def without_broken_teams(self, changes: list[Change]) -> list[Change]:
+        """The changes whose teams all exist; the others fail, with why their team does not."""
+        kept = []
+        for change in changes:
+            missing = [self.broken[team] for team in (*change.teams, *change.joins) if team in self.broken]
+            if missing:
+                self.failed(change, missing[0])
+            else:
+                kept.append(change)
+        return kept
 
     def phase(self, work: Callable[[], None], *, later: list[Change]) -> None:
         """One phase; if the run stops in it, the changes it never started, and every later
@@ -132,14 +160,14 @@ class Sync:
 
     # -- adding ------------------------------------------------------------------------------------
 
-    def add(self) -> None:
-        creations = [Creation(change, self.new_user(change), change.user) for change in self.plan[Action.ADD]]
+    def add(self, adds: list[Change]) -> None:
+        creations = [Creation(change, self.new_user(change), change.user) for change in adds]
         create(creations, self.proxy, self.runner, self.journal, self.record_added)
 
     def new_user(self, change: Change) -> NewUserSpec:
         """The user a change creates, with its user_id (noted in the journal before it is sent).
         One restored offboarded comes back marked, without a key (any key would have to be blocked)."""
-        fields = user_record.new_user_fields(change.new_values)
+        fields = user_record.new_fields(change.new_values)
         if change.offboarded_since:
             mark = {OFFBOARDED_AT: change.offboarded_since, OFFBOARDED_KEYS: []}
             fields["metadata"] = {**fields.get("metadata", {}), **mark}
@@ -164,9 +192,15 @@ class Sync:
         else:
             detail = f"restored under user_id {outcome.user_id}" if restored else ""
             detail += f", offboarded since {change.offboarded_since}, without a key" if change.offboarded_since else ""
-        self.report.tally("restored", restored and not outcome.problem)
-        if outcome.problem:
-            self.failed(change, outcome.problem, user_id=outcome.user_id, api_keys=outcome.key, detail=detail)
+        problems = [outcome.problem] if outcome.problem else []
+        if not outcome.problem:
+            for team, admin in change.team_roles:
+                done, problem = self.role(team, outcome.user_id, admin)
+                detail = ", ".join(part for part in (detail, done) if part)
+                problems += [problem] if problem else []
+        self.report.tally("restored", restored and not problems)
+        if problems:
+            self.failed(change, "; ".join(problems), user_id=outcome.user_id, api_keys=outcome.key, detail=detail)
         else:
             self.ok(change, user_id=outcome.user_id, api_keys=outcome.key, detail=detail)
 
@@ -192,6 +226,8 @@ class Sync:
             batches = list(chunks(updating, self.proxy.update_batch_size))
             self.runner.parallel(batches, lambda batch: self.send_updates(batch, steps), "users updated", size=len)
             self.runner.parallel(list(joins.items()), lambda item: self.join(*item, steps), "teams joined")
+            roles = [(change.user_id, team, admin) for change in changes for team, admin in change.team_roles]
+            self.runner.parallel(roles, lambda item: self.set_role(*item, steps), "team roles set")
             self.runner.parallel(list(leaves.items()), lambda item: self.leave(*item, steps), "teams left")
         except Interrupted as stop:
             stopped = stop
@@ -247,6 +283,21 @@ class Sync:
                     steps[user_id].settle(Part.JOIN, team, problem=removal.GONE_MEANWHILE)
                 else:
                     steps[user_id].settle(Part.JOIN, team, did=f"joined {label}")
+
+    def set_role(self, user_id: str, team: str, admin: bool, steps: dict[str, Step]) -> None:
+        step = steps[user_id]
+        if not step.joined(team):
+            with self._lock:
+                step.settle(
+                    Part.ROLE, team, problem=f"role in team {self.snapshot.team_label(team)} not set: not in it"
+                )
+            return
+        done, problem = self.role(team, user_id, admin)
+        with self._lock:
+            step.settle(Part.ROLE, team, did=done, problem=problem)
+
+    def role(self, team: str, user_id: str, admin: bool) -> tuple[str, str]:
+        return team_apply.set_role(self.proxy, team, self.snapshot.team_label(team), user_id, admin=admin)
 
     def leave(self, team: str, user_ids: list[str], steps: dict[str, Step]) -> None:
         label = self.snapshot.team_label(team)

@@ -16,6 +16,7 @@ from common.csv_input import Row
 from common.options import DeleteLimit
 from common.results import plural
 from common.snapshot import Snapshot
+from common.team_record import TeamPlan
 from common.user_record import CLEARED, OFFBOARDED_AT, FieldChange
 from litellm_client import Key, User
 
@@ -52,6 +53,8 @@ class Change:
     leaves: tuple[str, ...] = ()
     keys_lost: int = 0  # keys the proxy deletes with the user, or with the teams it leaves
     field_changes: tuple[FieldChange, ...] = ()  # access columns to change (UPDATE, REINSTATE)
+    team_roles: tuple[tuple[str, bool], ...] = ()  # (team id, admin?) for each team where its role changes
+    admin_of: tuple[str, ...] | None = None  # the teams it is an admin of after the run (None: roles left alone)
     new_values: dict[str, Any] = field(default_factory=dict)  # the access columns a new user gets (ADD)
     offboarded_since: str = ""  # ADD: created offboarded (state offboarded), marked since this time
 
@@ -97,12 +100,16 @@ class SyncPlan:
                 replace(c, keys_lost=len(team_keys(keys, c.user_id, c.leaves))) if c.leaves else c for c in self[action]
             ]
 
-    def describe(self, snapshot: Snapshot, keys: Mapping[str, Sequence[Key]]) -> str:
+    def describe(
+        self, snapshot: Snapshot, keys: Mapping[str, Sequence[Key]], teams: TeamPlan | None = None, teams_file: str = ""
+    ) -> str:
         """The plan, in the words of Terraform's: one line a change; keys: the users' keys, so that
-        a block and a reinstatement count the keys they really block and unblock."""
+        a block and a reinstatement count the keys they really block and unblock; teams: a teams
+        file's plan, shown first."""
         deletions = [*self[Action.DELETE], *self[Action.PURGE]]
         lines = [
             "Synchronization Plan:",
+            *(teams.lines(teams_file) if teams else []),
             f"  Users to add: {len(self[Action.ADD])}",
             f"  Users to delete: {len(deletions)}",
             f"  Users to update: {len(self[Action.UPDATE])}",
@@ -119,6 +126,7 @@ class SyncPlan:
             restore = f"restore user_id {c.user_id}, " if c.row and c.row["user_id"] else ""
             restore += f"offboarded since {c.offboarded_since}, no key, " if c.offboarded_since else ""
             values = "".join(f", {column}: {user_record.show(column, v)}" for column, v in c.new_values.items())
+            values = (f", admin_of: {_teams(snapshot, c.admin_of)}" if c.admin_of else "") + values
             lines.append(
                 f"  + {c.email} ({restore}Role: {c.role or 'default'}, Team: {_teams(snapshot, c.teams)}{values})"
             )
@@ -140,7 +148,7 @@ class SyncPlan:
         lines += [f"  ! line {row.line} {row['email']}: {reason}" for row, reason, _ in self.failures]
         if self.left_out:
             lines.append(f"  Left out by --no-add/--no-update/--no-delete: {len(self.left_out)}")
-        if not self.changes_anything():
+        if not self.changes_anything() and not (teams and teams.changes_anything()):
             lines.append(
                 "No changes: the proxy already matches the file." if not self.failures else "No changes to make."
             )
@@ -157,6 +165,8 @@ def _update_words(c: Change, snapshot: Snapshot) -> list[str]:
     parts = [f"Role: {c.user.role or 'none'} -> {c.role}"] if c.role_changes else []
     if c.joins or c.leaves:
         parts.append(f"Teams: {_teams(snapshot, snapshot.teams_of(c.user))} -> {_teams(snapshot, c.teams)}")
+    if c.team_roles:
+        parts.append(f"admin_of: {_teams(snapshot, snapshot.admin_of(c.user))} -> {_teams(snapshot, c.admin_of or ())}")
     parts += [change.describe() for change in c.field_changes]
     if c.keys_lost:
         parts.append(f"leaving {_teams(snapshot, c.leaves)} deletes {plural(c.keys_lost, 'key')}")
@@ -206,6 +216,7 @@ def plan_sync(
             values = user_record.wanted(row.cells, snapshot.models)
             state = _state(row["state"])
             change = _compare(row, email, user, teams, values, snapshot, opts, state)
+            change = _roles(change, user_record.admin_names(row.cells), snapshot)
             if user is not None and user.user_id in inflight:
                 change = replace(change, action=Action.ADD, new_values={}, user=user)
             elif user is None and not change.user_id:
@@ -316,6 +327,23 @@ def _compare(
         leaves=leaves,
         field_changes=field_changes,
     )
+
+
+def _roles(change: Change, names: list[str] | None, snapshot: Snapshot) -> Change:
+    """The team roles a row's admin_of asks for (names None: the file has no admin_of column, and
+    roles are left as they are): admin in those teams, an ordinary member in the row's others."""
+    if names is None:
+        return change
+    admins = tuple(snapshot.find_team(name).team_id for name in names)
+    strays = [name for name, team_id in zip(names, admins, strict=True) if team_id not in change.teams]
+    if strays:
+        raise ValueError(f"admin_of names team '{strays[0]}', which is not one of the row's teams")
+    current = set(snapshot.admin_of(change.user)) if change.user else set()
+    roles = tuple((team, team in admins) for team in change.teams if (team in admins) != (team in current))
+    action = Action.UPDATE if roles and change.action is Action.KEEP else change.action
+    if roles and change.action is Action.BLOCK:
+        raise ValueError("to offboard a user, change only its state: its admin_of change would go to a blocked user")
+    return replace(change, action=action, team_roles=roles, admin_of=admins)
 
 
 def _removal(user: User, snapshot: Snapshot, opts: SyncOptions) -> Change:

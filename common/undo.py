@@ -16,7 +16,16 @@ from common.results import ResultFile
 from common.snapshot import Snapshot
 from litellm_client import Key, LiteLLMClient, User
 
-UNDO_COLUMNS = ("email", "role", "team_name", "user_id", "state", *user_record.ACCESS_COLUMNS, user_record.METADATA)
+UNDO_COLUMNS = (
+    "email",
+    "role",
+    "team_name",
+    user_record.ADMIN_OF,
+    "user_id",
+    "state",
+    *user_record.ACCESS_COLUMNS,
+    user_record.METADATA,
+)
 
 
 def write_undo(
@@ -33,7 +42,8 @@ def write_undo(
     the run deletes, by user; deleted: the users it deletes, read in full first (what only
     /user/info shows, before it goes).
 
-    Each user as it is: teams by id (an alias may pass to another team meanwhile), its state
+    Each user as it is: teams by id (an alias may pass to another team meanwhile), the teams it
+    is an admin of (admin_of, by id too), its state
     (offboarded or active: fed back, an offboarded user comes back offboarded, a blocked one back
     active), and its metadata as one JSON object, every value with its type and exact text."""
     snapshot.add_details(proxy, deleted)
@@ -41,10 +51,13 @@ def write_undo(
     known = [column for column in UNDO_COLUMNS if any(snapshot.knows(user, column) for user in users)]
     columns = [*known, "keys_lost"]  # a column known for no user is left out; a cell not known is empty (kept)
     aliases = {user_id: [key.alias for key in keys] for user_id, keys in keys_lost.items()}
-    return _write(output_dir / f"{name}_undo.csv", columns, (_row(user, snapshot, columns, aliases) for user in users))
+    return write_rows(
+        output_dir / f"{name}_undo.csv", columns, (_row(user, snapshot, columns, aliases) for user in users)
+    )
 
 
-def _write(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> Path:
+def write_rows(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> Path:
+    """An undo file: written whole, mode 0600, synced to disk, never overwritten."""
     undo = ResultFile(path, columns, private=True)
     for row in rows:
         undo.write(row)
@@ -61,6 +74,7 @@ def _row(
         "email": user.email,
         "role": user.role or "default",
         "team_name": ";".join(snapshot.teams_of(user)) or user_record.CLEAR,
+        user_record.ADMIN_OF: ";".join(snapshot.admin_of(user)),
         "user_id": user.user_id,
         "state": "offboarded" if removal.offboarded_at(user) else "active",
         user_record.METADATA: json.dumps(metadata, ensure_ascii=False, sort_keys=True),

@@ -75,6 +75,17 @@ def team_names(cell: str) -> list[str] | None:
     return list(dict.fromkeys(part.strip() for part in cell.split(";") if part.strip()))
 
 
+ADMIN_OF = "admin_of"  # the teams in which a user is a team admin
+
+
+def admin_names(cells: Mapping[str, str]) -> list[str] | None:
+    """The teams a row's admin_of cell names; None where the file has no admin_of column (roles
+    are left as they are). An empty cell (or `none`) is an ordinary member in every team."""
+    if ADMIN_OF not in cells:
+        return None
+    return team_names(cells[ADMIN_OF]) or []
+
+
 # -- access and spend columns ------------------------------------------------------------------
 
 
@@ -92,7 +103,7 @@ class Field:
 
     column: str
     parse: Callable[[str], Any]
-    current: Callable[[User], Any]
+    current: Callable[[Any], Any]  # of a User, or of a Team (team_record): they share these attributes
     text: Callable[[Any], str] = str
     clear_with: Any = None
     send: Callable[[Any], Any] = lambda value: value
@@ -106,7 +117,7 @@ class Field:
     def same(self, wanted: Any, current: Any) -> bool:
         """Whether the proxy holds what the file asks for. A text that reads `none` is taken as
         clear (the file could not say otherwise), so an export always syncs back as no change."""
-        if wanted is CLEARED:
+        if wanted is CLEARED or (isinstance(wanted, (dict, tuple)) and not wanted):  # {} or no names: unset
             return (
                 current is None
                 or (self.column == "models" and current == (ALL_MODELS,))
@@ -308,15 +319,23 @@ def show(column: str, value: Any) -> str:
     return CLEAR if value is None or value is CLEARED else field(column).text(value)
 
 
-def differences(values: Mapping[str, Any], user: User, rules: Release | None = None) -> list[FieldChange]:
-    """The values a row asks for that the user does not hold yet (the user as the proxy has it,
-    every column known), or ValueError for a change the proxy cannot make."""
+def differences(
+    values: Mapping[str, Any],
+    user: Any,
+    rules: Release | None = None,
+    *,
+    field_of: Callable[[str], Field] = field,
+    refusal_of: Callable[[str, Any, Release | None], str | None] | None = None,
+) -> list[FieldChange]:
+    """The values a row asks for that the user (or, with team_record's field_of and refusal_of,
+    the team) does not hold yet, as the proxy has it, every column known; or ValueError for a
+    change the proxy cannot make."""
     changes = []
     for column, value in values.items():
-        current = field(column).current(user)
-        if field(column).same(value, current):
+        current = field_of(column).current(user)
+        if field_of(column).same(value, current):
             continue
-        problem = field(column).refusal(value, rules)
+        problem = refusal_of(column, value, rules) if refusal_of else field_of(column).refusal(value, rules)
         if problem:
             raise ValueError(problem)
         changes.append(FieldChange(column, current, value))
@@ -329,8 +348,9 @@ def export(column: str, user: User) -> str:
     return "" if value is None else field(column).text(value)
 
 
-def new_user_fields(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The /user/new fields for a row's values (a cleared value is the proxy's default: not sent)."""
+def new_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The /user/new (or /team/new) fields for a row's values (a cleared value is the proxy's
+    default: not sent)."""
     body: dict[str, Any] = {}
     metadata: dict[str, Any] = {}
     for column, value in values.items():
@@ -348,11 +368,16 @@ def new_user_fields(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def update_fields(
-    changes: list[FieldChange], user: User, *, metadata: Mapping[str, Any] | None = None
+    changes: list[FieldChange],
+    user: Any,
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    field_of: Callable[[str], Field] = field,
 ) -> dict[str, Any]:
-    """The /user/update fields that make these changes. Metadata is sent whole (LiteLLM replaces
-    it), merged from what the user has: keys the file does not name are kept. `metadata` adds
-    keys the tools set themselves (offboarded_at), None as a value removing one."""
+    """The /user/update fields that make these changes (with team_record's field_of, the
+    /team/update fields). Metadata is sent whole (LiteLLM replaces it), merged from what the user
+    has: keys the file does not name are kept. `metadata` adds keys the tools set themselves
+    (offboarded_at), None as a value removing one."""
     body: dict[str, Any] = {}
     keys: dict[str, Any] = {}
     base = dict(user.metadata or {})
@@ -363,7 +388,7 @@ def update_fields(
         elif change.column.startswith(METADATA_PREFIX):
             keys[change.column[len(METADATA_PREFIX) :]] = None if change.new is CLEARED else change.new
         else:
-            body[change.column] = field(change.column).update(change.new)
+            body[change.column] = field_of(change.column).update(change.new)
     keys.update(metadata or {})
     if keys:
         merged = {**base, **keys}

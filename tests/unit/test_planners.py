@@ -717,7 +717,7 @@ def test_none_clears_a_value(column: str, held: dict[str, Any], sent: Any) -> No
     assert [(c.column, c.old, c.new) for c in changes] == [(column, next(iter(held.values())), CLEARED)]
     assert user_record.update_fields(changes, ann) == {column: sent}
     assert user_record.differences(values, User("u-bob", "bob@example.com", None, (), 0)) == []  # unset already
-    assert user_record.new_user_fields(values) == {}  # a new user gets the proxy's default
+    assert user_record.new_fields(values) == {}  # a new user gets the proxy's default
 
 
 def test_none_cannot_clear_max_parallel_requests() -> None:
