@@ -47,10 +47,9 @@ RESULT_COLUMNS = (
     "detail",
 )
 EXAMPLES = """\
-  python sync_user.py --dry-run                         # print the plan for user_list.csv, change nothing
+  python sync_user.py --teams-file teams.csv --dry-run  # print the plan for user_list.csv and teams.csv
   python sync_user.py --remove block                    # apply it; users not in the file are blocked, not deleted
   python sync_user.py --check --quiet                   # exit 5 if the proxy drifted from the file (monitoring)
-  python sync_user.py --teams-file teams.csv --dry-run  # the teams' budgets, models and limits too
 """
 REMOVE = {"delete": Action.DELETE, "block": Action.BLOCK}
 

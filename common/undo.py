@@ -48,7 +48,7 @@ def write_undo(
     active), and its metadata as one JSON object, every value with its type and exact text."""
     snapshot.add_details(proxy, deleted)
     users = [snapshot.users_by_id[user_id] for user_id in touched]
-    known = [column for column in UNDO_COLUMNS if any(snapshot.knows(user, column) for user in users)]
+    known = [column for column in UNDO_COLUMNS if not users or any(snapshot.knows(user, column) for user in users)]
     columns = [*known, "keys_lost"]  # a column known for no user is left out; a cell not known is empty (kept)
     aliases = {user_id: [key.alias for key in keys] for user_id, keys in keys_lost.items()}
     return write_rows(

@@ -6,7 +6,8 @@ The rules, so that examples are skipped by what they say, not by a list:
 - a command holding a placeholder such as `<your-proxy>` is not run;
 - a command ending in `# exit N` must exit with N, the others with 0;
 - `<!-- docs-test: before: COMMAND -->` in a document runs COMMAND first (the state its examples
-  start from), e.g. users to delete.
+  start from), e.g. users to delete;
+- `<!-- docs-test: licensed (why) -->`: the stand-in has a LiteLLM licence (team admins).
 Each document runs in a fresh directory holding the scripts and docs/examples/*, against a fresh
 stand-in that has the teams engineering, research and support.
 """
@@ -63,7 +64,7 @@ def test_examples_run_as_written(doc: Path, tmp_path: Path) -> None:
     shutil.copytree(ROOT / "common", work / "common")
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "python").symlink_to(sys.executable)
-    with StandIn() as proxy:
+    with StandIn(licensed="<!-- docs-test: licensed" in doc.read_text(encoding="utf-8")) as proxy:
         for team in ("engineering", "research", "support"):
             proxy.seed_team(team)
         env = clean_env(
