@@ -749,6 +749,12 @@ class LiteLLMClient:
         the proxy would not make (Release.update_refusal, Release.duration_refusal)."""
         return self.release
 
+    @property
+    def parallel_creates_lose_members(self) -> bool:
+        """Whether users created into one team at once can be missing from its roster afterwards
+        (before 1.100): the caller creates them in parallel anyway, then rejoins the lost ones."""
+        return not self.release.rosters_locked
+
     @contextmanager
     def team_writes(self, team_ids: Iterable[str]) -> Iterator[None]:
         """Hold the given teams while changing their rosters, where the proxy does not lock them

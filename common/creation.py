@@ -46,7 +46,7 @@ def create(
     many a request (default: as many as the proxy takes). If the run stops, the Interrupted raised
     names the items never started."""
 
-    racing = not proxy.release.rosters_locked  # creates into one team at once may drop members: rejoin them
+    racing = proxy.parallel_creates_lose_members  # then each shared team's lost members rejoin afterwards
     joined: list[tuple[Creation[T], NewUser]] = []  # created in parallel, their rosters not checked yet
 
     def settle(creation: Creation[T], outcome: NewUser | ProxyError) -> None:
