@@ -11,7 +11,7 @@ import sys
 from collections import Counter
 from contextlib import nullcontext
 
-from common import addresses, csv_input, exits, lease, options, script, team_apply, team_record, undo, user_record
+from common import addresses, csv_input, exits, lease, options, script, team_apply, team_record, undo
 from common.actions import Action
 from common.csv_input import Row
 from common.exits import Exit, SafetyStop, UsageError
@@ -24,16 +24,7 @@ from common.sync_apply import Sync
 from common.sync_plan import DEFAULT_FLOOR, DEFAULT_SHARE, SyncOptions, delete_limit, keys_lost, plan_sync
 from litellm_client import User
 
-COLUMNS = (
-    "email",
-    "role",
-    "team_name",
-    user_record.ADMIN_OF,
-    "user_id",
-    "state",
-    *user_record.ACCESS_COLUMNS,
-    user_record.METADATA,
-)
+COLUMNS = undo.UNDO_COLUMNS  # undo files are written in this script's schema, to be fed back
 RESULT_COLUMNS = (
     "action",
     "email",
