@@ -142,7 +142,7 @@ class Report:
             self.errors.write({**cells, "line": row.line if row else "", "error_reason": reason})
         else:
             self.results.write({**values, "error_reason": reason})
-        self._count_failure(row, cells.get("email") or cells.get("user_id") or "", reason)
+        self._count_failure(row, cells.get("email") or cells.get("user_id") or cells.get("team_name") or "", reason)
 
     def not_started(self, row: Row | None, reason: str, **values: Any) -> None:
         """A row the run never started, since it stopped (why: reason)."""
