@@ -52,20 +52,16 @@ def apply_teams(
             broken[change.team_id] = f"team {change.alias} could not be created: {exc}"
             teams.fail(change.row, str(exc), **_cells(change, "CREATED"), status="FAILED")
             return
-        teams.done("SUCCESS", tally="teams created", **_cells(change, "CREATED", detail=_settings(change)))
+        teams.done("SUCCESS", tally="teams created", **_cells(change, "CREATED", detail=change.what()))
 
     def change_team(change: TeamChange) -> None:
         assert change.team is not None
-        body = user_record.update_fields(list(change.changes), change.team, field_of=team_record.field)
-        if change.renames:
-            body["team_alias"] = change.alias
         try:
-            proxy.update_team(change.team_id, body)
+            proxy.update_team(change.team_id, team_record.update_body(change))
         except ProxyError as exc:
             teams.fail(change.row, str(exc), **_cells(change, "UPDATED"), status="FAILED")
             return
-        detail = change.describe().split("(", 1)[1].rstrip(")")
-        teams.done("SUCCESS", tally="teams updated", **_cells(change, "UPDATED", detail=detail))
+        teams.done("SUCCESS", tally="teams updated", **_cells(change, "UPDATED", detail=change.what()))
 
     updates = plan.updates if update else []
     try:
@@ -126,7 +122,3 @@ def _cells(change: TeamChange, action: str, detail: str = "") -> dict[str, objec
         "line": change.row.line,
         "detail": detail,
     }
-
-
-def _settings(change: TeamChange) -> str:
-    return ", ".join(f"{column}: {user_record.show(column, value)}" for column, value in change.values.items())

@@ -76,12 +76,20 @@ class TeamChange:
     changes: tuple[FieldChange, ...] = ()  # an existing team's settings that differ
     renames: bool = False  # the file gives an existing team (named by team_id) another alias
 
-    def describe(self) -> str:
+    @property
+    def name(self) -> str:
+        return self.alias or self.team_id
+
+    def what(self) -> str:
+        """What the change does: a new team's settings, or each changed setting `old -> new`."""
         if self.team is None:
-            settings = ", ".join(f"{column}: {user_record.show(column, v)}" for column, v in self.values.items())
-            return f"  + team {self.alias}" + (f" ({settings})" if settings else "")
+            return ", ".join(f"{column}: {user_record.show(column, v)}" for column, v in self.values.items())
         parts = [f"team_name: {self.team.alias or NONE_SHOWN} -> {self.alias}"] if self.renames else []
-        return f"  ~ team {self.alias or self.team_id} ({', '.join([*parts, *(c.describe() for c in self.changes)])})"
+        return ", ".join([*parts, *(c.describe() for c in self.changes)])
+
+    def describe(self) -> str:
+        what = self.what()
+        return f"  {'+' if self.team is None else '~'} team {self.name}" + (f" ({what})" if what else "")
 
     @property
     def changes_anything(self) -> bool:
@@ -92,6 +100,14 @@ class TeamChange:
         if self.team is None:
             return Team(self.team_id, self.alias, frozenset())
         return replace(self.team, alias=self.alias)
+
+
+def update_body(change: TeamChange) -> dict[str, Any]:
+    """The one /team/update a change sends: exactly the settings that differ, metadata merged
+    (the proxy replaces it whole; {} clears it), the alias where the file renames the team."""
+    assert change.team is not None
+    body = user_record.update_fields(list(change.changes), change.team, field_of=field, empty_metadata=True)
+    return body | ({"team_alias": change.alias} if change.renames else {})
 
 
 @dataclass
@@ -128,7 +144,7 @@ class TeamPlan:
         """What add_user.py says of the existing teams whose settings differ from the file: it
         changes no team (sync_user.py does)."""
         return [
-            f"NOTE: team {c.alias or c.team_id} differs from {csv_file} ({c.describe().split('(', 1)[1]}: "
+            f"NOTE: team {c.name} differs from {csv_file} ({c.what()}): "
             "add_user.py leaves existing teams as they are; sync_user.py --teams-file changes them."
             for c in self.updates
         ]
@@ -170,12 +186,29 @@ def plan_teams(
     for team in teams:
         if team.alias:
             by_alias.setdefault(team.alias, []).append(team)
-    named = Counter(_name(row) for row in rows)
+    changes = []
     for row in rows:
         try:
-            plan.changes.append(_compare(row, by_id, by_alias, named, models, rules, new_id))
+            changes.append(_compare(row, by_id, by_alias, models, rules, new_id))
         except ValueError as problem:
             plan.failures.append((row, str(problem)))
+    # one row per team, and one team per alias: rows that would change one team twice, or leave
+    # two teams with one alias, are refused together (which row meant what cannot be told)
+    teams = Counter(change.team_id for change in changes)
+    aliases = Counter(change.alias for change in changes if change.alias)
+    for change in changes:
+        if teams[change.team_id] > 1:
+            named = (change.team.alias or change.team_id) if change.team else change.name
+            plan.failures.append(
+                (change.row, f"team {named} is named by {teams[change.team_id]} rows: one row per team")
+            )
+        elif change.alias and aliases[change.alias] > 1:
+            plan.failures.append(
+                (change.row, f"team_name '{change.alias}' is on {aliases[change.alias]} rows: one team per name")
+            )
+        else:
+            plan.changes.append(change)
+    plan.failures.sort(key=lambda failure: failure[0].line)
     return plan
 
 
@@ -183,16 +216,10 @@ def _label(row: Row) -> str:
     return row[TEAM_NAME] or row[TEAM_ID]
 
 
-def _name(row: Row) -> tuple[str, str]:
-    """What a row names its team by: its id, or else its alias."""
-    return (TEAM_ID, row[TEAM_ID]) if row[TEAM_ID] else (TEAM_NAME, row[TEAM_NAME])
-
-
 def _compare(
     row: Row,
     by_id: Mapping[str, Team],
     by_alias: Mapping[str, list[Team]],
-    named: Counter[tuple[str, str]],
     models: frozenset[str] | None,
     rules: Release | None,
     new_id: Callable[[], str],
@@ -202,9 +229,6 @@ def _compare(
     alias, team_id = row[TEAM_NAME], row[TEAM_ID]
     if not alias and not team_id:
         raise ValueError("no team_name")
-    if named[_name(row)] > 1:
-        kind, name = _name(row)
-        raise ValueError(f"{kind} '{name}' is on {named[_name(row)]} rows: one row per team")
     holders = by_alias.get(alias, []) if alias else []
     if team_id:
         team = by_id.get(team_id)

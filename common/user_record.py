@@ -373,11 +373,12 @@ def update_fields(
     *,
     metadata: Mapping[str, Any] | None = None,
     field_of: Callable[[str], Field] = field,
+    empty_metadata: bool = False,
 ) -> dict[str, Any]:
     """The /user/update fields that make these changes (with team_record's field_of, the
     /team/update fields). Metadata is sent whole (LiteLLM replaces it), merged from what the user
     has: keys the file does not name are kept. `metadata` adds keys the tools set themselves
-    (offboarded_at), None as a value removing one."""
+    (offboarded_at), None as a value removing one; empty_metadata: the proxy stores {} (teams)."""
     body: dict[str, Any] = {}
     keys: dict[str, Any] = {}
     base = dict(user.metadata or {})
@@ -393,6 +394,9 @@ def update_fields(
     if keys:
         merged = {**base, **keys}
         kept = {name: value for name, value in merged.items() if value is not None}
-        # an empty object is ignored by /user/update: clear the last keys by sending them as null
-        body["metadata"] = kept or {name: None for name, value in keys.items() if value is None}
+        # /user/update ignores an empty object: there the last keys are cleared by sending them as
+        # null; /team/update stores {} (empty_metadata)
+        body["metadata"] = (
+            kept if kept or empty_metadata else {name: None for name, value in keys.items() if value is None}
+        )
     return body

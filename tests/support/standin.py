@@ -1351,7 +1351,18 @@ def team_new(proxy: StandIn, body: dict[str, Any]) -> Any:
         return proxy.team_row(team)
 
 
+MODELS_NULL = (  # 1.110.2's /team/update with "models": null (1.65.8 and 1.80.7: a bare "Internal Server Error")
+    "Unable to match input value to any allowed input type for the field. Parse errors: [Unable to match input "
+    "value to any allowed input type for the field. Parse errors: [`data.models`: A value is required but not set, "
+    "`data.models`: A value is required but not set], Unable to match input value to any allowed input type for "
+    "the field. Parse errors: [`data.models`: A value is required but not set, `data.models`: A value is required "
+    "but not set]]"
+)
+
+
 def team_update(proxy: StandIn, body: dict[str, Any]) -> Any:
+    """null clears team_alias, the budget, limits and duration; models null is a 500 on every
+    release seen (1.65.8, 1.80.7, 1.110.2), and [] clears them; metadata is replaced whole."""
     with proxy.lock:
         team = proxy.teams.get(body.get("team_id", ""))
         if team is None:
@@ -1365,12 +1376,15 @@ def team_update(proxy: StandIn, body: dict[str, Any]) -> Any:
             problem = budget_duration_problem(proxy, body["budget_duration"])
             if problem:
                 raise proxy.wrapped(400, problem)
-        for field in ("team_alias", "models"):  # null leaves these as they are
-            if body.get(field) is not None:
-                team[field] = _copy(body[field])
-        for field in ("metadata", *TEAM_SETTINGS):  # null is stored (metadata) or clears (the others)
+        if "models" in body and body["models"] is None:  # the database write fails: nothing is applied
+            if proxy.legacy_errors:  # a bare 500 (its body is JSON-encoded here: _send encodes every answer)
+                raise Answer(500, "Internal Server Error", {"Content-Type": "text/plain; charset=utf-8"})
+            raise proxy.crashed(MODELS_NULL)
+        for field in ("team_alias", "metadata", *TEAM_SETTINGS):  # null clears or is stored (metadata)
             if field in body:
                 team[field] = _copy(body[field])
+        if body.get("models") is not None:
+            team["models"] = list(body["models"])
         team["updated_at"] = now()
         proxy.changed()
         return {"team_id": team["team_id"], "data": {**team}}  # the answer has updated_at on every release
@@ -1515,7 +1529,7 @@ PREMIUM_ADMINS = (
 
 def team_member_update(proxy: StandIn, body: dict[str, Any]) -> Any:
     """A member's role: admin needs a licence from 1.80 (1.65.8 sets it without). A user not on the
-    roster: refused from 1.100 (seen on 1.110.2), a 200 that changes nothing before."""
+    roster: 404 from 1.100 (seen on 1.110.2), a 200 that changes nothing before (1.65.8, 1.80.7)."""
     team_id, user_id, role = body.get("team_id"), body.get("user_id"), body.get("role")
     if role not in (None, "admin", "user"):
         raise _invalid(["body", "role"], "Input should be 'admin' or 'user'", "literal_error")
@@ -1526,7 +1540,7 @@ def team_member_update(proxy: StandIn, body: dict[str, Any]) -> Any:
             raise Answer(400, {"detail": PREMIUM_ADMINS})
         member = [m for m in proxy.teams[team_id]["members_with_roles"] if m["user_id"] == user_id]
         if not member and proxy.rosters_locked:
-            raise Answer(400, {"detail": {"error": f"User {user_id} is not a member of team {team_id}"}})
+            raise Answer(404, {"detail": {"error": f"User {user_id} is not a member of team {team_id}"}})
         email = proxy.users[user_id]["user_email"] if user_id in proxy.users else None
     if member and role:
         proxy.write_roster(
