@@ -23,8 +23,9 @@ import pytest
 import requests
 
 from common.snapshot import Snapshot as ProxyState
-from litellm_client import LiteLLMClient, ProxyError, Release, User, error_message
+from litellm_client import LiteLLMClient, ProxyError, User, error_message
 from tests.conftest import PROXIES, Proxy, new_user, proxy_named
+from tests.contract import raw
 
 # What the launcher's real proxies are configured with: no access groups, no wildcard route, no
 # PROXY_BASE_URL. The stand-in is given some, to show they are listed.
@@ -42,39 +43,22 @@ def proxy(request: pytest.FixtureRequest) -> Iterator[Proxy]:
     yield from proxy_named(request.param)
 
 
-def _headers(proxy: Proxy) -> dict[str, str]:
-    return {"Authorization": f"Bearer {proxy.master_key}"}
-
-
-def _post(proxy: Proxy, path: str, body: Any) -> requests.Response:
-    return requests.post(f"{proxy.url}{path}", json=body, headers=_headers(proxy), timeout=60)
-
-
-def _get(proxy: Proxy, path: str, **params: Any) -> requests.Response:
-    return requests.get(f"{proxy.url}{path}", params=params, headers=_headers(proxy), timeout=60)
-
-
-def _release(proxy: Proxy) -> Release:
-    with proxy.client() as client:
-        return client.release
-
-
 def _row(proxy: Proxy, user_id: str) -> dict[str, Any] | None:
     """The /user/list row of one user (two ids: an exact match on every release)."""
-    answer = _get(proxy, "/user/list", user_ids=f"{user_id},{user_id}", page_size=100)
+    answer = raw.get(proxy, "/user/list", user_ids=f"{user_id},{user_id}", page_size=100)
     assert answer.status_code == 200, answer.text
     rows = [row for row in answer.json()["users"] if row["user_id"] == user_id]
     return rows[0] if rows else None
 
 
 def _keys(proxy: Proxy, user_id: str) -> list[dict[str, Any]]:
-    answer = _get(proxy, "/key/list", user_id=user_id, return_full_object="true", size=100)
+    answer = raw.get(proxy, "/key/list", user_id=user_id, return_full_object="true", size=100)
     assert answer.status_code == 200, answer.text
     return [key for key in answer.json()["keys"] if key["user_id"] == user_id]
 
 
 def _roster(proxy: Proxy, team_id: str) -> list[str]:
-    answer = _get(proxy, "/team/info", team_id=team_id)
+    answer = raw.get(proxy, "/team/info", team_id=team_id)
     assert answer.status_code == 200, answer.text
     return [m["user_id"] for m in answer.json()["team_info"]["members_with_roles"]]
 
@@ -116,7 +100,7 @@ def made(proxy: Proxy) -> Iterator[list[str]]:
     ids: list[str] = []
     yield ids
     for user_id in ids:
-        _post(proxy, "/user/delete", {"user_ids": [user_id]})
+        raw.post(proxy, "/user/delete", {"user_ids": [user_id]})
 
 
 # -- creating users ---------------------------------------------------------------------------
@@ -151,10 +135,10 @@ def test_user_new_stores_every_access_field_and_its_key_copies_the_limits(proxy:
         "metadata": {"cost_center": "cc1", "x": "y"},
     }
     body = {"user_id": user_id, "user_email": proxy.email("all"), "user_role": "internal_user", **fields}
-    answer = _post(proxy, "/user/new", {**body, "key_alias": f"ka-{proxy.tag}", "duration": "30d"})
+    answer = raw.post(proxy, "/user/new", {**body, "key_alias": f"ka-{proxy.tag}", "duration": "30d"})
     assert answer.status_code == 200, answer.text
     assert answer.json()["teams"] is None  # no teams asked for
-    release = _release(proxy)
+    release = raw.release_of(proxy)
 
     row = _row(proxy, user_id)
     assert row is not None
@@ -164,7 +148,7 @@ def test_user_new_stores_every_access_field_and_its_key_copies_the_limits(proxy:
         del listed["max_parallel_requests"]
     assert {name: row[name] for name in listed} == listed
     assert (row["user_role"], row["teams"], row["key_count"]) == ("internal_user", [], 1)
-    info = _get(proxy, "/user/info", user_id=user_id).json()["user_info"]
+    info = raw.get(proxy, "/user/info", user_id=user_id).json()["user_info"]
     assert info["max_parallel_requests"] == 3
 
     (key,) = _keys(proxy, user_id)
@@ -190,7 +174,7 @@ def test_user_new_stores_every_access_field_and_its_key_copies_the_limits(proxy:
 def test_duplicate_email_is_refused_and_from_1_74_whatever_the_case(proxy: Proxy) -> None:
     """1.65.8 compares emails exactly: the tools find existing users in their own listing."""
     proxy.create_user(proxy.email("bob"))
-    release = _release(proxy)
+    release = raw.release_of(proxy)
     with proxy.client() as client:
         with pytest.raises(ProxyError) as caught:
             new_user(client, proxy.email("bob"), role="internal_user")
@@ -210,12 +194,14 @@ def test_user_new_teams_and_team_id_by_release(proxy: Proxy) -> None:
     """team_id puts the user on the roster and gives its key to the team, everywhere; teams=[...]
     puts it on the rosters from 1.74 only (1.65.8 writes the user's own list), key without a team."""
     team_a, team_b = proxy.create_team(f"A-{proxy.tag}"), proxy.create_team(f"B-{proxy.tag}")
-    one = _post(proxy, "/user/new", {"user_id": f"u1-{proxy.tag}", "user_email": proxy.email("u1"), "team_id": team_a})
-    two = _post(
+    one = raw.post(
+        proxy, "/user/new", {"user_id": f"u1-{proxy.tag}", "user_email": proxy.email("u1"), "team_id": team_a}
+    )
+    two = raw.post(
         proxy, "/user/new", {"user_id": f"u2-{proxy.tag}", "user_email": proxy.email("u2"), "teams": [team_a, team_b]}
     )
     assert (one.status_code, two.status_code) == (200, 200)
-    release = _release(proxy)
+    release = raw.release_of(proxy)
     if release.at_least(1, 108):  # the teams really joined (1.100.5 still answers null)
         assert (one.json()["teams"], sorted(two.json()["teams"])) == ([team_a], sorted([team_a, team_b]))
     elif release.at_least(1, 74):
@@ -280,21 +266,21 @@ def test_invitation_link(proxy: Proxy) -> None:
 def test_budget_duration_is_checked_by_release(
     proxy: Proxy, made: list[str], duration: str, new: tuple[int | None, ...], update: tuple[int | None, ...]
 ) -> None:
-    release = _release(proxy)
+    release = raw.release_of(proxy)
     era = 2 if release.at_least(1, 100) else 1 if release.at_least(1, 74) else 0
     if new[era] is None:
         pytest.skip(f"budget_duration {duration!r} on {release.label} depends on the current month")
     user_id, base = f"bd-{proxy.tag}", f"bdbase-{proxy.tag}"
     made.extend([user_id, base])
-    created = _post(
+    created = raw.post(
         proxy,
         "/user/new",
         {"user_id": user_id, "user_email": proxy.email("bd"), "auto_create_key": False, "budget_duration": duration},
     )
     assert created.status_code == new[era], created.text
     assert (_row(proxy, user_id) is not None) == (created.status_code == 200)  # a refused create made nothing
-    _post(proxy, "/user/new", {"user_id": base, "user_email": proxy.email("bdbase"), "auto_create_key": False})
-    updated = _post(proxy, "/user/update", {"user_id": base, "budget_duration": duration})
+    raw.post(proxy, "/user/new", {"user_id": base, "user_email": proxy.email("bdbase"), "auto_create_key": False})
+    updated = raw.post(proxy, "/user/update", {"user_id": base, "budget_duration": duration})
     assert updated.status_code == update[era], updated.text
     stored = (_row(proxy, base) or {})["budget_duration"]
     assert stored == (duration if updated.status_code == 200 else None)
@@ -307,13 +293,13 @@ def test_budget_duration_is_checked_by_release(
 def test_negative_limits_are_refused_from_1_110_only(proxy: Proxy, made: list[str]) -> None:
     user_id = f"neg-{proxy.tag}"
     made.append(user_id)
-    created = _post(proxy, "/user/new", {"user_id": user_id, "user_email": proxy.email("neg"), "tpm_limit": -1})
-    refused = _release(proxy).at_least(1, 110)
+    created = raw.post(proxy, "/user/new", {"user_id": user_id, "user_email": proxy.email("neg"), "tpm_limit": -1})
+    refused = raw.release_of(proxy).at_least(1, 110)
     assert created.status_code == (422 if refused else 200), created.text
     if refused:
         assert created.json()["detail"][0]["loc"] == ["body", "tpm_limit"]
-        _post(proxy, "/user/new", {"user_id": user_id, "user_email": proxy.email("neg"), "auto_create_key": False})
-    updated = _post(proxy, "/user/update", {"user_id": user_id, "rpm_limit": -1, "max_budget": -1})
+        raw.post(proxy, "/user/new", {"user_id": user_id, "user_email": proxy.email("neg"), "auto_create_key": False})
+    updated = raw.post(proxy, "/user/update", {"user_id": user_id, "rpm_limit": -1, "max_budget": -1})
     assert updated.status_code == (422 if refused else 200), updated.text
     row = _row(proxy, user_id) or {}
     assert (row["tpm_limit"], row["rpm_limit"]) == ((None, None) if refused else (-1, -1))
@@ -337,11 +323,11 @@ def test_user_update_semantics_by_release(proxy: Proxy) -> None:
         "max_parallel_requests": 3,
         "metadata": {"cost_center": "cc1", "x": "y"},
     }
-    answer = _post(
+    answer = raw.post(
         proxy, "/user/new", {"user_id": user_id, "user_email": proxy.email("upd"), "auto_create_key": False, **start}
     )
     assert answer.status_code == 200, answer.text
-    release = _release(proxy)
+    release = raw.release_of(proxy)
     nulls_clear = release.update_clears_with_null
     oldest = not release.at_least(1, 74)
     renames = release.at_least(1, 80)  # 1.74.15 leaves user_alias as it was
@@ -360,7 +346,7 @@ def test_user_update_semantics_by_release(proxy: Proxy) -> None:
     ]
     expected = {**start, "user_role": None}
     for sent, change in steps:
-        answer = _post(proxy, "/user/update", {"user_id": user_id, **sent})
+        answer = raw.post(proxy, "/user/update", {"user_id": user_id, **sent})
         assert answer.status_code == 200, (sent, answer.text)
         assert answer.json()["user_id"] == user_id
         expected.update(change)
@@ -376,12 +362,12 @@ def test_user_update_of_an_unknown_id_creates_a_ghost(proxy: Proxy, made: list[s
     """What the client's ghost check sees: a user with no email, created_at == updated_at."""
     ghost = f"ghost-{proxy.tag}"
     made.append(ghost)
-    answer = _post(proxy, "/user/update", {"user_id": ghost, "user_alias": "ghost", "user_role": "internal_user"})
+    answer = raw.post(proxy, "/user/update", {"user_id": ghost, "user_alias": "ghost", "user_role": "internal_user"})
     assert answer.status_code == 200, answer.text
     data = answer.json()["data"]
     assert (answer.json()["user_id"], data["user_email"], data["user_role"]) == (ghost, None, "internal_user")
     assert data["created_at"] == data["updated_at"]
-    assert data["user_alias"] == ("ghost" if _release(proxy).at_least(1, 80) else None)
+    assert data["user_alias"] == ("ghost" if raw.release_of(proxy).at_least(1, 80) else None)
     row = _row(proxy, ghost)
     assert row is not None
     assert (row["user_email"], row["key_count"]) == (None, 0)
@@ -390,14 +376,14 @@ def test_user_update_of_an_unknown_id_creates_a_ghost(proxy: Proxy, made: list[s
 def test_user_update_by_an_unknown_email_alone_creates_the_user(proxy: Proxy, made: list[str]) -> None:
     """Why the tools never update by email: the user is created, and after 1.65.8 the answer is a 400."""
     email = proxy.email("ghostmail")
-    answer = _post(proxy, "/user/update", {"user_email": email, "user_alias": "ghostmail"})
-    if _release(proxy).at_least(1, 74):
+    answer = raw.post(proxy, "/user/update", {"user_email": email, "user_alias": "ghostmail"})
+    if raw.release_of(proxy).at_least(1, 74):
         assert answer.status_code == 400, answer.text
         assert "object has no attribute 'get'" in error_message(answer.json())
         with proxy.client() as client:
             (user,) = _by_email(client, email)
         made.append(user.user_id)
-        assert user.user_alias == ("ghostmail" if _release(proxy).at_least(1, 80) else None)
+        assert user.user_alias == ("ghostmail" if raw.release_of(proxy).at_least(1, 80) else None)
     else:
         assert answer.status_code == 200, answer.text
         made.append(answer.json()["user_id"])
@@ -437,10 +423,10 @@ def test_user_list_filters_by_release(proxy: Proxy) -> None:
     team = proxy.create_team(f"flt-{proxy.tag}")
     viewer = proxy.create_user(proxy.email("viewer"), role="internal_user_viewer", teams=(team,), with_key=False)
     admin = proxy.create_user(proxy.email("admin"), role="proxy_admin", with_key=False)
-    ignored = not _release(proxy).at_least(1, 74)  # 1.65.8 ignores the filters
+    ignored = not raw.release_of(proxy).at_least(1, 74)  # 1.65.8 ignores the filters
 
     def total(**params: str) -> int:
-        answer = _get(proxy, "/user/list", page_size=1, **params)
+        answer = raw.get(proxy, "/user/list", page_size=1, **params)
         assert answer.status_code == 200, answer.text
         return int(answer.json()["total"])
 
@@ -451,11 +437,11 @@ def test_user_list_filters_by_release(proxy: Proxy) -> None:
     assert (total(role="internal_user_viewer", user_ids=f"{viewer},{admin}"), total(user_ids=viewer)) == (1, 1)
     assert total(role="INTERNAL_USER_VIEWER", user_ids=f"{viewer},{admin}") == (1 if ignored else 0)
     assert total(role="viewer", user_ids=f"{viewer},{admin}") == (1 if ignored else 0)
-    assert total(user_ids=viewer[:-2]) == (1 if _release(proxy).at_least(1, 80) else 0)  # 1.74.15: exact
+    assert total(user_ids=viewer[:-2]) == (1 if raw.release_of(proxy).at_least(1, 80) else 0)  # 1.74.15: exact
 
     def order(direction: str) -> list[str]:
         params = {"user_ids": f"{viewer},{admin}", "sort_by": "user_id", "sort_order": direction}
-        return [row["user_id"] for row in _get(proxy, "/user/list", **params).json()["users"]]
+        return [row["user_id"] for row in raw.get(proxy, "/user/list", **params).json()["users"]]
 
     if ignored:
         assert order("asc") == order("desc")
@@ -483,27 +469,27 @@ def test_validation_errors_are_readable(proxy: Proxy) -> None:
 
 def test_a_user_id_with_a_comma_is_reached_through_user_info_only(proxy: Proxy) -> None:
     user_id = f"a,b-{proxy.tag}"
-    answer = _post(
+    answer = raw.post(
         proxy, "/user/new", {"user_id": user_id, "user_email": proxy.email("comma"), "auto_create_key": False}
     )
     assert answer.status_code == 200, answer.text
-    listed = _get(proxy, "/user/list", user_ids=user_id).json()
+    listed = raw.get(proxy, "/user/list", user_ids=user_id).json()
     assert [row["user_id"] for row in listed["users"] if row["user_id"] == user_id] == []
-    info = _get(proxy, "/user/info", user_id=user_id)
+    info = raw.get(proxy, "/user/info", user_id=user_id)
     assert (info.status_code, info.json()["user_info"]["user_email"]) == (200, proxy.email("comma"))
     with proxy.client() as client:
         assert list(client.existing([user_id])) == [user_id]
-    deleted = _post(proxy, "/user/delete", {"user_ids": [user_id]})
+    deleted = raw.post(proxy, "/user/delete", {"user_ids": [user_id]})
     assert (deleted.status_code, deleted.json()) == (200, 1)
-    gone = _get(proxy, "/user/info", user_id=user_id)
-    old = not _release(proxy).at_least(1, 81)
+    gone = raw.get(proxy, "/user/info", user_id=user_id)
+    old = not raw.release_of(proxy).at_least(1, 81)
     assert (gone.status_code, gone.json().get("user_info")) == ((200, {"spend": 0}) if old else (404, None))
 
 
 def test_unknown_user_info_answers_by_release(proxy: Proxy) -> None:
     """Why the client never asks /user/info whether a user exists: 404 from 1.81, 200 before."""
-    answer = _get(proxy, "/user/info", user_id=f"nobody-{proxy.tag}")
-    old = not _release(proxy).at_least(1, 81)
+    answer = raw.get(proxy, "/user/info", user_id=f"nobody-{proxy.tag}")
+    old = not raw.release_of(proxy).at_least(1, 81)
     assert (answer.status_code, answer.json().get("user_info")) == ((200, {"spend": 0}) if old else (404, None))
 
 
@@ -522,35 +508,35 @@ def test_team_aliases_are_not_unique(proxy: Proxy) -> None:
 
 def test_teams_with_an_id_and_metadata_are_updated_and_deleted(proxy: Proxy) -> None:
     team_id, alias = f"team-{proxy.tag}", f"alias-{proxy.tag}"
-    dated = _release(proxy).at_least(1, 74)  # 1.65.8's team rows have no updated_at
+    dated = raw.release_of(proxy).at_least(1, 74)  # 1.65.8's team rows have no updated_at
     with proxy.client() as client:
         team = client.create_team(alias, team_id=team_id, metadata={"owner": "a", "k": "v"})
         assert (team.team_id, team.metadata) == (team_id, {"owner": "a", "k": "v"})
         with pytest.raises(ProxyError) as caught:
             client.create_team(f"{alias}-again", team_id=team_id)
         assert caught.value.status == 400
-        before = _get(proxy, "/team/info", team_id=team_id).json()["team_info"]
+        before = raw.get(proxy, "/team/info", team_id=team_id).json()["team_info"]
         time.sleep(0.05)
         client.update_team_metadata(team_id, {"owner": "b"})
-        after = _get(proxy, "/team/info", team_id=team_id).json()["team_info"]
+        after = raw.get(proxy, "/team/info", team_id=team_id).json()["team_info"]
         listed = next(t for t in client.teams() if t.team_id == team_id)
     assert after["metadata"] == listed.metadata == {"owner": "b"}  # replaced, not merged
     assert ("updated_at" in before, "updated_at" in after, listed.updated_at is not None) == (dated, dated, dated)
     if dated:
         assert after["updated_at"] != before["updated_at"]
-    answer = _post(proxy, "/team/update", {"team_id": team_id, "metadata": {"owner": "c"}})
+    answer = raw.post(proxy, "/team/update", {"team_id": team_id, "metadata": {"owner": "c"}})
     assert answer.json()["data"]["updated_at"]  # the answer has it on every release
     with proxy.client() as client:
         client.delete_team(team_id)
         client.delete_team(team_id)  # gone already: not an error
-    assert _get(proxy, "/team/info", team_id=team_id).status_code == 404
-    assert _post(proxy, "/team/delete", {"team_ids": [team_id]}).status_code == 404
+    assert raw.get(proxy, "/team/info", team_id=team_id).status_code == 404
+    assert raw.post(proxy, "/team/delete", {"team_ids": [team_id]}).status_code == 404
 
 
 def test_updating_an_unknown_team_is_404(proxy: Proxy) -> None:
-    answer = _post(proxy, "/team/update", {"team_id": f"unknown-{proxy.tag}", "metadata": {"a": 1}})
+    answer = raw.post(proxy, "/team/update", {"team_id": f"unknown-{proxy.tag}", "metadata": {"a": 1}})
     assert answer.status_code == 404
-    assert _shape(answer.json()) == ("A" if _release(proxy).at_least(1, 90) else "B")
+    assert _shape(answer.json()) == ("A" if raw.release_of(proxy).at_least(1, 90) else "B")
     assert f"Team not found, passed team_id=unknown-{proxy.tag}" in error_message(answer.json())
     with proxy.client() as client, pytest.raises(ProxyError) as caught:
         client.update_team_metadata(f"unknown-{proxy.tag}", {"a": 1})
@@ -559,8 +545,8 @@ def test_updating_an_unknown_team_is_404(proxy: Proxy) -> None:
 
 def test_team_list_v2_finds_an_alias_substring_from_1_74(proxy: Proxy) -> None:
     team_id = proxy.create_team(f"v2alias-{proxy.tag}")
-    answer = _get(proxy, "/v2/team/list", team_alias=f"v2alias-{proxy.tag}"[:-2])
-    if not _release(proxy).at_least(1, 74):
+    answer = raw.get(proxy, "/v2/team/list", team_alias=f"v2alias-{proxy.tag}"[:-2])
+    if not raw.release_of(proxy).at_least(1, 74):
         assert (answer.status_code, answer.json()) == (404, {"detail": "Not Found"})
         return
     assert answer.status_code == 200, answer.text
@@ -587,14 +573,14 @@ def test_membership_by_release(proxy: Proxy) -> None:
     member_delete takes the team off user.teams, and the user's keys for that team from 1.74."""
     team = proxy.create_team(f"mem-{proxy.tag}")
     user_id = f"mem-{proxy.tag}"
-    assert _post(proxy, "/user/new", {"user_id": user_id, "user_email": proxy.email("mem"), "teams": [team]}).ok
-    oldest = not _release(proxy).at_least(1, 74)
+    assert raw.post(proxy, "/user/new", {"user_id": user_id, "user_email": proxy.email("mem"), "teams": [team]}).ok
+    oldest = not raw.release_of(proxy).at_least(1, 74)
     assert (user_id in _roster(proxy, team)) == (not oldest)
-    first = _post(proxy, "/team/member_add", {"team_id": team, "member": {"user_id": user_id, "role": "user"}})
+    first = raw.post(proxy, "/team/member_add", {"team_id": team, "member": {"user_id": user_id, "role": "user"}})
     assert first.status_code == (200 if oldest else 400), first.text
     assert user_id in _roster(proxy, team)
     assert (_row(proxy, user_id) or {})["teams"] == ([team, team] if oldest else [team])
-    again = _post(proxy, "/team/member_add", {"team_id": team, "member": {"user_id": user_id, "role": "user"}})
+    again = raw.post(proxy, "/team/member_add", {"team_id": team, "member": {"user_id": user_id, "role": "user"}})
     assert again.status_code == 400
     body = again.json()
     if oldest:
@@ -603,11 +589,11 @@ def test_membership_by_release(proxy: Proxy) -> None:
         assert body["error"]["type"] == "team_member_already_in_team"
     with proxy.client() as client:
         client.generate_key(user_id, team_id=team, alias=f"mem-team-{proxy.tag}")
-    assert _post(proxy, "/team/member_delete", {"team_id": team, "user_id": user_id}).ok
+    assert raw.post(proxy, "/team/member_delete", {"team_id": team, "user_id": user_id}).ok
     assert user_id not in _roster(proxy, team)
     assert (_row(proxy, user_id) or {})["teams"] == ([team] if oldest else [])  # one occurrence taken off
     team_keys = [k for k in _keys(proxy, user_id) if k["team_id"] == team]
-    assert len(team_keys) == (0 if _release(proxy).member_delete_deletes_keys else 1)  # 1.74.15 keeps it
+    assert len(team_keys) == (0 if raw.release_of(proxy).member_delete_deletes_keys else 1)  # 1.74.15 keeps it
 
 
 def test_member_add_creates_an_unknown_user_id(proxy: Proxy, made: list[str]) -> None:
@@ -618,11 +604,11 @@ def test_member_add_creates_an_unknown_user_id(proxy: Proxy, made: list[str]) ->
     ghost = f"ghost-{proxy.tag}"
     made.append(ghost)
     members = [{"user_id": known, "role": "user"}, {"user_id": ghost, "role": "user"}]
-    answer = _post(proxy, "/team/member_add", {"team_id": team, "member": members})
+    answer = raw.post(proxy, "/team/member_add", {"team_id": team, "member": members})
     assert answer.status_code == 200, answer.text
     updated = {row["user_id"]: row for row in answer.json()["updated_users"]}
     assert (updated[ghost]["user_email"], updated[ghost]["teams"]) == (None, [team])
-    assert updated[known]["teams"] == ([] if _release(proxy).at_least(1, 100) else [team])
+    assert updated[known]["teams"] == ([] if raw.release_of(proxy).at_least(1, 100) else [team])
     assert {known, ghost} <= set(_roster(proxy, team))
     assert (_row(proxy, ghost) or {}).get("user_role") == "internal_user"
     with proxy.client() as client:
@@ -652,7 +638,7 @@ def test_the_older_stand_in_loses_members_like_a_real_1_80(old_standin: Proxy) -
     team = old_standin.create_team("race")
 
     def create(n: int) -> str:
-        answer = _post(old_standin, "/user/new", {"user_email": f"r{n}@example.com", "team_id": team})
+        answer = raw.post(old_standin, "/user/new", {"user_email": f"r{n}@example.com", "team_id": team})
         return str(answer.json()["user_id"])
 
     with ThreadPoolExecutor(8) as pool:
@@ -673,9 +659,9 @@ def test_a_deleted_user_leaves_the_rosters_and_the_client_sees_to_it(proxy: Prox
     first, second = (f"gone{n}-{proxy.tag}" for n in range(2))
     for user_id in (first, second):
         body = {"user_id": user_id, "user_email": proxy.email(user_id), "team_id": team, "auto_create_key": False}
-        assert _post(proxy, "/user/new", body).ok
-    assert _post(proxy, "/user/delete", {"user_ids": [first]}).ok
-    assert (first in _roster(proxy, team)) == (not _release(proxy).at_least(1, 74))
+        assert raw.post(proxy, "/user/new", body).ok
+    assert raw.post(proxy, "/user/delete", {"user_ids": [first]}).ok
+    assert (first in _roster(proxy, team)) == (not raw.release_of(proxy).at_least(1, 74))
     with proxy.client() as client:
         client.delete_many([client.existing([second])[second]])
     assert second not in _roster(proxy, team)
@@ -705,11 +691,11 @@ def test_a_blocked_key_is_refused_until_unblocked(proxy: Proxy) -> None:
     used = requests.get(f"{proxy.url}/v1/models", headers={"Authorization": f"Bearer {new.key}"}, timeout=30)
     assert used.status_code == 401
     assert error_message(used.json()).startswith("Authentication Error, Key is blocked.")
-    unblocked = _post(proxy, "/key/unblock", {"key": new.key})  # the raw key works as well as the hash
+    unblocked = raw.post(proxy, "/key/unblock", {"key": new.key})  # the raw key works as well as the hash
     assert (unblocked.status_code, unblocked.json()["blocked"]) == (200, False)
     assert proxy.key_works(new.key)
-    unknown = _post(proxy, "/key/block", {"key": "0" * 64})
-    assert unknown.status_code == (404 if _release(proxy).at_least(1, 90) else 401)
+    unknown = raw.post(proxy, "/key/block", {"key": "0" * 64})
+    assert unknown.status_code == (404 if raw.release_of(proxy).at_least(1, 90) else 401)
 
 
 # -- bulk endpoints ---------------------------------------------------------------------------
@@ -757,8 +743,8 @@ def test_bulk_create_answers_row_by_row(proxy: Proxy, made: list[str]) -> None:
         {"user_id": f"r6-{tag}", "user_email": proxy.email("r3")},
         {"user_id": f"r7-{tag}", "user_email": proxy.email("r7"), "budget_duration": "10x"},
     ]
-    answer = _post(proxy, "/management/v1/users/bulk", {"users": rows})
-    if not _release(proxy).bulk_users:  # 404 on 1.100.5
+    answer = raw.post(proxy, "/management/v1/users/bulk", {"users": rows})
+    if not raw.release_of(proxy).bulk_users:  # 404 on 1.100.5
         assert _absent(answer)
         return
     assert answer.status_code == 200, answer.text
@@ -813,7 +799,7 @@ def test_bulk_create_answers_row_by_row(proxy: Proxy, made: list[str]) -> None:
 
 def test_bulk_create_refuses_unknown_fields_and_more_than_500_rows(proxy: Proxy) -> None:
     def refused(body: Any) -> str:
-        answer = _post(proxy, "/management/v1/users/bulk", body)
+        answer = raw.post(proxy, "/management/v1/users/bulk", body)
         assert answer.status_code == 422, answer.text
         assert answer.headers["content-type"].startswith("application/problem+json")
         problem = answer.json()
@@ -824,8 +810,8 @@ def test_bulk_create_refuses_unknown_fields_and_more_than_500_rows(proxy: Proxy)
         )
         return str(problem["detail"])
 
-    if not _release(proxy).bulk_users:  # 404 on 1.100.5
-        assert _absent(_post(proxy, "/management/v1/users/bulk", {"users": [{"user_email": proxy.email("x")}]}))
+    if not raw.release_of(proxy).bulk_users:  # 404 on 1.100.5
+        assert _absent(raw.post(proxy, "/management/v1/users/bulk", {"users": [{"user_email": proxy.email("x")}]}))
         return
     assert (
         refused({"users": [{"user_email": proxy.email("uf"), "foo": 1}]})
@@ -850,11 +836,11 @@ def test_bulk_update_users_creates_unknown_ids(proxy: Proxy, made: list[str]) ->
         {"user_id": ghost, "max_budget": 1},
         {"user_email": ghostmail, "max_budget": 2},
     ]
-    answer = _post(proxy, "/user/bulk_update", {"users": users})
-    if not _release(proxy).at_least(1, 74):
+    answer = raw.post(proxy, "/user/bulk_update", {"users": users})
+    if not raw.release_of(proxy).at_least(1, 74):
         assert _absent(answer)
         return
-    if not _release(proxy).bulk_user_update:  # 1.74.15 has it; the tools use it from 1.80, as seen here
+    if not raw.release_of(proxy).bulk_user_update:  # 1.74.15 has it; the tools use it from 1.80, as seen here
         assert answer.status_code == 200, answer.text
         return
     made.append(ghost)
@@ -874,7 +860,7 @@ def test_bulk_update_users_creates_unknown_ids(proxy: Proxy, made: list[str]) ->
     assert (row["user_role"], row["max_budget"], row["metadata"]) == ("internal_user_viewer", 5, {"a": "b"})
     assert ((_row(proxy, ghost) or {}).get("user_email"), (_row(proxy, ghost) or {}).get("max_budget")) == (None, 1)
     assert [u.max_budget for u in created] == [2]
-    too_many = _post(proxy, "/user/bulk_update", {"users": [{"user_id": f"x{n}-{proxy.tag}"} for n in range(501)]})
+    too_many = raw.post(proxy, "/user/bulk_update", {"users": [{"user_id": f"x{n}-{proxy.tag}"} for n in range(501)]})
     assert too_many.status_code == 400
     assert too_many.json() == {"detail": {"error": "Maximum 500 users can be updated at once. Found 501 users."}}
 
@@ -890,11 +876,11 @@ def test_bulk_update_keys(proxy: Proxy) -> None:
         client.add_team_members(team, [member.user_id])
         (out_key,) = client.user_keys(outsider.user_id)
         (in_key,) = client.user_keys(member.user_id)
-    answer = _post(proxy, "/key/bulk_update", {"keys": [{"key": out_key.token, "team_id": team}]})
-    if not _release(proxy).at_least(1, 90):
+    answer = raw.post(proxy, "/key/bulk_update", {"keys": [{"key": out_key.token, "team_id": team}]})
+    if not raw.release_of(proxy).at_least(1, 90):
         assert _absent(answer)
         return
-    if not _release(proxy).bulk_users:
+    if not raw.release_of(proxy).bulk_users:
         assert answer.status_code == 200, answer.text
         return
     assert answer.status_code == 200, answer.text
@@ -908,16 +894,16 @@ def test_bulk_update_keys(proxy: Proxy) -> None:
         {"key": "0" * 64, "max_budget": 1},
         {"key": outsider.key, "max_budget": 3, "blocked": True},
     ]
-    body = _post(proxy, "/key/bulk_update", {"keys": items}).json()
+    body = raw.post(proxy, "/key/bulk_update", {"keys": items}).json()
     assert [u["key"] for u in body["successful_updates"]] == [in_key.token, outsider.key]
     assert [(f["key"], f["failed_reason"]) for f in body["failed_updates"]] == [("0" * 64, "Key not found.")]
     (moved,) = _keys(proxy, member.user_id)
     assert (moved["team_id"], moved["max_budget"]) == (team, 4)
     (budgeted,) = _keys(proxy, outsider.user_id)
     assert (budgeted["max_budget"], bool(budgeted["blocked"])) == (3, False)
-    empty = _post(proxy, "/key/bulk_update", {"keys": []})
+    empty = raw.post(proxy, "/key/bulk_update", {"keys": []})
     assert (empty.status_code, empty.json()) == (400, {"detail": {"error": "No keys provided for update"}})
-    keyless = _post(proxy, "/key/bulk_update", {"keys": [{"team_id": team}]})
+    keyless = raw.post(proxy, "/key/bulk_update", {"keys": [{"team_id": team}]})
     assert (keyless.status_code, keyless.json()["detail"][0]["loc"]) == (422, ["body", "keys", 0, "key"])
 
 
@@ -929,8 +915,8 @@ def test_bulk_delete_answers_per_id_and_deletes_keys(proxy: Proxy) -> None:
         gone = new_user(client, proxy.email("bdel"), team_ids=[team])
     stays = proxy.create_user(proxy.email("stays"), with_key=False)
     ids = [gone.user_id, f"nouser-{proxy.tag}", gone.user_id]
-    answer = _post(proxy, "/management/v1/users/bulk_delete", {"user_ids": ids})
-    if not _release(proxy).bulk_users:  # 404 on 1.100.5
+    answer = raw.post(proxy, "/management/v1/users/bulk_delete", {"user_ids": ids})
+    if not raw.release_of(proxy).bulk_users:  # 404 on 1.100.5
         assert _absent(answer)
         return
     assert answer.status_code == 200, answer.text
@@ -963,7 +949,7 @@ def test_bulk_delete_answers_per_id_and_deletes_keys(proxy: Proxy) -> None:
     assert not proxy.key_works(gone.key)
     assert gone.user_id not in _roster(proxy, team)
     assert _row(proxy, stays) is not None
-    wrong = _post(proxy, "/management/v1/users/bulk_delete", {"users": [stays]})
+    wrong = raw.post(proxy, "/management/v1/users/bulk_delete", {"users": [stays]})
     assert wrong.status_code == 422
     assert wrong.json()["detail"] == "user_ids: Field required; users: Extra inputs are not permitted"
     assert _row(proxy, stays) is not None
@@ -984,9 +970,9 @@ def test_version_discovery_and_the_date_header(proxy: Proxy) -> None:
     """The public readiness probe tells the version before 1.100; after, only its master-key
     details do (404 before). Every answer has a Date header (the client's clock for leases)."""
     public = requests.get(f"{proxy.url}/health/readiness", timeout=30)
-    details = _get(proxy, "/health/readiness/details")
+    details = raw.get(proxy, "/health/readiness/details")
     anonymous = requests.get(f"{proxy.url}/health/readiness/details", timeout=30)
-    unknown = _get(proxy, f"/no-such-route-{proxy.tag}")
+    unknown = raw.get(proxy, f"/no-such-route-{proxy.tag}")
     assert public.status_code == 200
     version = public.json().get("litellm_version")
     if version:
@@ -994,7 +980,7 @@ def test_version_discovery_and_the_date_header(proxy: Proxy) -> None:
     else:
         assert (details.status_code, anonymous.status_code) == (200, 401)
         version = details.json()["litellm_version"]
-    assert _release(proxy).label == version
+    assert raw.release_of(proxy).label == version
     assert unknown.status_code == 404
     for answer in (public, details, anonymous, unknown):
         assert datetime.now(timezone.utc) - _date(answer.headers["Date"]) < timedelta(minutes=5)
@@ -1008,7 +994,7 @@ def test_ui_config_from_1_74(proxy: Proxy) -> None:
     if proxy.standin:
         proxy.standin.proxy_base_url = STANDIN_BASE_URL
     answer = requests.get(f"{proxy.url}/.well-known/litellm-ui-config", timeout=30)  # no key needed
-    if not _release(proxy).at_least(1, 74):
+    if not raw.release_of(proxy).at_least(1, 74):
         assert _absent(answer)
         return
     assert answer.status_code == 200
@@ -1026,7 +1012,7 @@ def test_model_listing_with_groups_and_wildcard_routes(proxy: Proxy) -> None:
         routes = set(STANDIN_WILDCARDS)
 
     def ids(**flags: str) -> list[str]:
-        answer = _get(proxy, "/v1/models", **flags)
+        answer = raw.get(proxy, "/v1/models", **flags)
         assert answer.status_code == 200, answer.text
         return [item["id"] for item in answer.json()["data"]]
 
@@ -1034,7 +1020,7 @@ def test_model_listing_with_groups_and_wildcard_routes(proxy: Proxy) -> None:
     assert {"gpt-4o", "claude-3-5-sonnet", "llama-3-8b"} <= set(plain)
     assert not groups & set(plain)
     with_groups = ids(include_model_access_groups="true")
-    assert set(with_groups) - set(plain) == (groups if _release(proxy).at_least(1, 80) else set())
+    assert set(with_groups) - set(plain) == (groups if raw.release_of(proxy).at_least(1, 80) else set())
     with_routes = ids(return_wildcard_routes="true")
     assert {name for name in with_routes if name.endswith("/*")} == routes
     assert set(plain) <= set(with_routes)
@@ -1054,7 +1040,7 @@ def test_wrong_master_key_is_auth_refused(proxy: Proxy) -> None:
 
 
 def test_an_empty_body_is_422_and_a_body_cut_short_is_never_handled(proxy: Proxy) -> None:
-    empty = requests.post(f"{proxy.url}/user/new", headers=_headers(proxy), timeout=30)
+    empty = requests.post(f"{proxy.url}/user/new", headers=raw.headers(proxy), timeout=30)
     assert empty.status_code == 422
     assert empty.json()["detail"][0]["loc"] == ["body"]
     user_id = f"cut-{proxy.tag}"

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import requests
 
 from common import team_apply, team_record, user_record
 from common.csv_input import Row
 from common.team_record import TeamPlan, plan_teams
-from litellm_client import LiteLLMClient, ProxyError, Release, Team
+from litellm_client import LiteLLMClient, ProxyError, Team
 from tests.conftest import PROXIES, Proxy, new_user, proxy_named
+from tests.contract import raw
 from tests.support.standin import StandIn
 
 SETTINGS: dict[str, Any] = {
@@ -58,30 +58,13 @@ def made(proxy: Proxy) -> Iterator[Made]:
     things = Made()
     yield things
     for team_id in things.teams:
-        _post(proxy, "/team/delete", {"team_ids": [team_id]})
+        raw.post(proxy, "/team/delete", {"team_ids": [team_id]})
     if things.users:
-        _post(proxy, "/user/delete", {"user_ids": things.users})
-
-
-def _headers(proxy: Proxy) -> dict[str, str]:
-    return {"Authorization": f"Bearer {proxy.master_key}"}
-
-
-def _post(proxy: Proxy, path: str, body: Any) -> requests.Response:
-    return requests.post(f"{proxy.url}{path}", json=body, headers=_headers(proxy), timeout=60)
-
-
-def _get(proxy: Proxy, path: str, **params: Any) -> requests.Response:
-    return requests.get(f"{proxy.url}{path}", params=params, headers=_headers(proxy), timeout=60)
-
-
-def _release(proxy: Proxy) -> Release:
-    with proxy.client() as client:
-        return client.release
+        raw.post(proxy, "/user/delete", {"user_ids": things.users})
 
 
 def _info(proxy: Proxy, team_id: str) -> dict[str, Any]:
-    answer = _get(proxy, "/team/info", team_id=team_id)
+    answer = raw.get(proxy, "/team/info", team_id=team_id)
     assert answer.status_code == 200, answer.text
     return dict(answer.json()["team_info"])
 
@@ -113,7 +96,7 @@ def _member_team(proxy: Proxy, made: Made, name: str, *, admin: bool) -> tuple[s
     team_id = f"{name}-{proxy.tag}"
     made.teams.append(team_id)
     roster = [{"user_id": user_id, "role": "admin" if admin else "user"}]
-    answer = _post(proxy, "/team/new", {"team_id": team_id, "team_alias": team_id, "members_with_roles": roster})
+    answer = raw.post(proxy, "/team/new", {"team_id": team_id, "team_alias": team_id, "members_with_roles": roster})
     assert answer.status_code == 200, answer.text
     return team_id, user_id
 
@@ -287,7 +270,7 @@ def test_promoting_a_member_needs_a_licence_from_1_80(proxy: Proxy, made: Made) 
     """1.65.8's /team/member_update makes a team admin without a licence; 1.80.7 and later refuse
     it with 400 and a plain-string detail (research Q1b)."""
     team_id, user_id = _member_team(proxy, made, "promote", admin=False)
-    refused = _release(proxy).at_least(1, 80)
+    refused = raw.release_of(proxy).at_least(1, 80)
     with proxy.client() as client:
         if refused:
             with pytest.raises(ProxyError) as caught:
@@ -326,8 +309,8 @@ def test_a_role_for_a_user_not_on_the_roster(proxy: Proxy, made: Made) -> None:
     team_id, _ = _member_team(proxy, made, "stray", admin=False)
     stranger = proxy.create_user(proxy.email("stranger"), with_key=False)
     made.users.append(stranger)
-    refused = _release(proxy).at_least(1, 100)
-    answer = _post(proxy, "/team/member_update", {"team_id": team_id, "user_id": stranger, "role": "user"})
+    refused = raw.release_of(proxy).at_least(1, 100)
+    answer = raw.post(proxy, "/team/member_update", {"team_id": team_id, "user_id": stranger, "role": "user"})
     assert answer.status_code == (404 if refused else 200), answer.text
     if refused:
         assert answer.json() == {"detail": {"error": f"User {stranger} is not a member of team {team_id}"}}
@@ -350,7 +333,7 @@ def test_key_aliases_by_release(proxy: Proxy, made: Made) -> None:
         assert client.key_aliases([free]) == set()
         assert {first, second} <= client.key_aliases()
         release = client.release
-    answer = _get(proxy, "/key/aliases", page=1, size=100, search=first)
+    answer = raw.get(proxy, "/key/aliases", page=1, size=100, search=first)
     if not release.at_least(1, 80):
         assert (answer.status_code, answer.json()) == (404, {"detail": "Not Found"})
         return
@@ -360,9 +343,9 @@ def test_key_aliases_by_release(proxy: Proxy, made: Made) -> None:
         assert set(body) == {"aliases", "total_count", "current_page", "total_pages", "size"}
         assert (body["aliases"], body["total_count"], body["current_page"], body["total_pages"]) == ([first], 1, 1, 1)
         assert body["size"] == 100
-        tagged = _get(proxy, "/key/aliases", page=1, size=1, search=proxy.tag).json()
+        tagged = raw.get(proxy, "/key/aliases", page=1, size=1, search=proxy.tag).json()
         assert (tagged["aliases"], tagged["total_count"], tagged["total_pages"]) == ([first], 2, 2)
-        assert _get(proxy, "/key/aliases", page=2, size=1, search=proxy.tag).json()["aliases"] == [second]
+        assert raw.get(proxy, "/key/aliases", page=2, size=1, search=proxy.tag).json()["aliases"] == [second]
     else:
         assert set(body) == {"aliases"}
         assert {first, second} <= set(body["aliases"])  # the search is not read
@@ -389,7 +372,7 @@ def test_spend_users_gives_the_fields_a_listing_leaves_out(proxy: Proxy, made: M
         True,
     )
     assert one_by_one[user_id].max_parallel_requests == 3
-    assert listed.knows("max_parallel_requests") == _release(proxy).at_least(1, 90)
-    rows = _get(proxy, "/spend/users").json()
+    assert listed.knows("max_parallel_requests") == raw.release_of(proxy).at_least(1, 90)
+    rows = raw.get(proxy, "/spend/users").json()
     (row,) = [r for r in rows if isinstance(r, dict) and r.get("user_id") == user_id]
     assert (row["max_parallel_requests"], row["user_email"]) == (3, proxy.email("spu"))
