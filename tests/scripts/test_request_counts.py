@@ -115,3 +115,17 @@ def test_a_small_file_on_an_older_release(tmp_path: Path, kind: str, release: st
     assert made == need
     listed = release == "1.65.8" and kind != "del-by-id"
     assert made["/user/list"] == (201 if listed else 1 + SMALL if kind != "del-by-id" else 2)
+
+
+def test_a_listing_filtered_by_email_reads_only_the_matching_users(standin: Proxy, tmp_path: Path) -> None:
+    """--email-like is the proxy's own filter: three matches on a proxy of 20,000 users take one page."""
+    assert standin.standin is not None
+    seed(standin.standin, 20_000)
+    for name in ("kim", "kimberly", "akim"):
+        standin.standin.seed_user(f"{name}@corp.example")
+
+    run = run_script("list_user.py", "--email-like", "kim", "--quiet", proxy=standin, cwd=tmp_path)
+
+    assert run.code == 0, run.output
+    assert len(run.stdout.splitlines()) == 1 + 3
+    assert standin.standin.counts() == {"/user/list": 1}
