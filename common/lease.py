@@ -13,7 +13,8 @@ no other lease is there does ours hold: of two runs, the later to create always 
 
 A lease is judged dead only by what this machine can see for itself, never by a clock: on this
 machine (and pid namespace) its process is gone; elsewhere, its renewal count stays the same for
-its whole time to live, watched on this run's own monotonic clock. The proxy's clock, which
+its whole time to live, watched on this run's own clock (one that counts a suspended machine's
+sleep, where the system has one: the other run's time passes then too). The proxy's clock, which
 differs between replicas of one proxy, is used only to say when a lease looks fresh.
 
 A run stops starting rows once its last successful renewal is older than the time to live less a
@@ -50,6 +51,15 @@ TTL_SECONDS = 300
 RENEWAL_TIMEOUT = 10.0  # seconds a renewal may take: one try, no retries
 CLAIMS = 6  # tries to take the lease while other runs are starting too
 CLAIMING, HOLDING = "claiming", "holding"
+
+
+ALIVE, DEAD, GONE = "alive", "dead", "gone"  # what a look at another run's lease finds
+
+
+def _clock() -> float:
+    """Seconds on this machine's clock that never jumps, sleep included where Linux counts it
+    (CLOCK_BOOTTIME): a renewal is as old as the time the other runs saw pass."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME) if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic()
 
 
 def is_lease(team: Team) -> bool:
@@ -114,7 +124,7 @@ class Lease:
             "renewals": 0,
         }
         self._lost: str | None = None
-        self._renewed = time.monotonic()
+        self._renewed = _clock()
         self._done = threading.Event()
         self._renewer = threading.Thread(target=self._renew_until_done, daemon=True, name="lease")
 
@@ -124,7 +134,7 @@ class Lease:
         another run (its last renewal is older than the time to live less a margin)."""
         if self._lost:
             return self._lost
-        since = time.monotonic() - self._renewed
+        since = _clock() - self._renewed
         if since > self.ttl - self.margin:
             return f"this run's lease on the proxy has not been renewed for {since:.0f} s (of {self.ttl:.0f} s)"
         return None
@@ -166,42 +176,45 @@ class Lease:
         )
 
     def _live_others(self) -> list[Team]:
-        """The leases of other runs that are alive; those of runs that died are removed."""
+        """The leases of other runs that are alive; those of runs that died are removed (and those
+        given back while this run looked are no more in the way)."""
         leases = [team for team in self.proxy.teams(alias=LEASE_ALIAS) if is_lease(team)]
         others = [team for team in leases if team.team_id != self.team_id]
-        live = [team for team in others if not self._dead(team)]
+        found = {team.team_id: self._state_of(team) for team in others}
         for team in others:
-            if team not in live:
+            if found[team.team_id] == DEAD:
                 log.warning("removing the lease of a run that died: %s", team.metadata)
                 self.proxy.delete_team(team.team_id)
-        return live
+        return [team for team in others if found[team.team_id] == ALIVE]
 
-    def _dead(self, team: Team) -> bool:
+    def _state_of(self, team: Team) -> str:
         holder = team.metadata
         pid = holder.get("pid")
         if holder.get("host") == self.metadata["host"] and isinstance(pid, int):
-            return not _alive(pid)  # on this machine: its process says, alive or not
+            return DEAD if not _alive(pid) else ALIVE  # on this machine: its process says
         renewed, now = _seconds(holder.get("renewed_at")), self.proxy.proxy_time()
         if renewed is not None and now is not None and now.timestamp() - renewed < _ttl(team):
-            return False  # it looks fresh: alive (the safe answer, whatever the clocks)
-        return self._unchanged_for_its_ttl(team)
+            return ALIVE  # it looks fresh (the safe answer, whatever the clocks)
+        return self._watched(team)
 
-    def _unchanged_for_its_ttl(self, team: Team) -> bool:
+    def _watched(self, team: Team) -> str:
         """Watch a lease that looks stale: dead if its renewal count stays the same for its time to
-        live, on this run's own clock; alive as soon as it changes (or is gone)."""
+        live, on this run's own clock; alive as soon as it changes; gone if it is given back."""
         ttl = _ttl(team)
         log.warning(
             "the lease of %s (%s, pid %s) looks stale; watching it for up to %.0f s",
             team.metadata.get("script"), team.metadata.get("owner"), team.metadata.get("pid"), ttl,
         )  # fmt: skip
         seen = team.metadata.get("renewals")
-        watched = time.monotonic()
-        while time.monotonic() - watched < ttl:
+        watched = _clock()
+        while _clock() - watched < ttl:
             time.sleep(min(ttl / 10, 5.0))
             now = [other for other in self.proxy.teams(alias=LEASE_ALIAS) if other.team_id == team.team_id]
-            if not now or now[0].metadata.get("renewals") != seen:
-                return False  # renewed: alive (or given back meanwhile: nothing to remove)
-        return True
+            if not now:
+                return GONE
+            if now[0].metadata.get("renewals") != seen:
+                return ALIVE
+        return DEAD
 
     def _renew_until_done(self) -> None:
         try:
@@ -215,7 +228,7 @@ class Lease:
         self.metadata["renewals"] += 1
         try:
             self.proxy.update_team_metadata(self.team_id, self._stamp(), timeout=RENEWAL_TIMEOUT)
-            self._renewed = time.monotonic()
+            self._renewed = _clock()
         except ProxyError as exc:
             if exc.not_found:
                 self._lost = "this run's lease on the proxy was removed by another run"
@@ -241,7 +254,8 @@ def _busy(team: Team) -> str:
         f"ERROR: another run is applying changes to this proxy ({holder.get('script', '?')} by "
         f"{holder.get('owner', '?')}, pid {holder.get('pid', '?')}, started {holder.get('started_at', '?')}; "
         f"its lease is the team {team.team_id}). Nothing was changed: try again when it has finished. "
-        f"The lease of a run that died expires {int(_ttl(team)) // 60} minutes after its last renewal."
+        f"If that run died, the next run finds out: at once on its machine; elsewhere by watching its lease "
+        f"go {int(_ttl(team)) // 60} minutes without a renewal."
     )
 
 

@@ -176,6 +176,25 @@ def test_a_dead_runs_lease_is_taken_over_once_it_stays_unrenewed_for_its_time_to
         assert [t.team_id for t in client.teams(alias=LEASE_ALIAS) if t.team_id == other] == []
 
 
+def test_a_lease_given_back_while_this_run_watches_it_is_no_more_in_the_way(standin: Proxy, tmp_path: Path) -> None:
+    """A stale-looking lease that disappears while this run watches it was given back: go ahead
+    (it is neither a live run's, to stop for, nor a dead one's, to remove)."""
+    assert standin.standin is not None
+    other = _lease(standin.standin, ttl_seconds=30, renewed_at=_now(-3600))
+    looks = standin.standin.watch("/v2/team/list", lambda: None)
+    gone = threading.Timer(1.0, lambda: standin.standin and standin.standin.teams.pop(other, None))
+    write_csv(tmp_path / "user_addlist.csv", "email\na@example.com\n")
+
+    gone.start()
+    run = run_script("add_user.py", "--no-key", proxy=standin, cwd=tmp_path)
+
+    assert run.code == 0, run.output
+    assert "looks stale; watching it for up to 30 s" in run.stderr
+    assert "removing the lease" not in run.stderr
+    assert standin.standin.user_emails() == ["a@example.com"]
+    assert looks.seen >= 3  # the first look, then the watch until the lease was gone
+
+
 def test_a_lease_on_this_machine_whose_process_is_gone_is_taken_over_at_once(standin: Proxy, tmp_path: Path) -> None:
     assert standin.standin is not None
     from common.lease import _this_host
