@@ -35,6 +35,7 @@ UNDO_COLUMNS = [
     "email",
     "role",
     "team_name",
+    "admin_of",
     "user_id",
     "state",
     "user_alias",
@@ -787,7 +788,7 @@ def test_sync_undo_file_is_written_before_the_first_change_and_never_overwritten
     assert _mode(undo) == 0o600
     rows = _csv(undo)
     assert list(rows[0]) == list(UNDO_COLUMNS)
-    nothing = dict.fromkeys(("user_alias", "budget_duration", "tpm_limit", "rpm_limit"), "none")
+    nothing = dict.fromkeys(("user_alias", "budget_duration", "tpm_limit", "rpm_limit"), "none") | {"admin_of": ""}
     with proxy.client() as client:  # before 1.108 only /user/info shows max_parallel_requests: read for the deleted
         listed = client.release.at_least(1, 90)
     kept = {"max_parallel_requests": "none" if listed else ""}  # not read for users that stay: empty, kept
