@@ -106,11 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         for note in teams.left_alone(args.teams_file):
             print(note)
         if args.dry_run:
-            print(
-                plan.describe(
-                    args.csv_file, args.user_role, teams.lines(args.teams_file, updates=False) if team_rows else []
-                )
-            )
+            print(plan.describe(args.csv_file, args.user_role, teams if team_rows else None, str(args.teams_file)))
             RUN.counts = plan.counts() | teams.counts()
             return exits.of_plan(failed=bool(plan.failures or teams.failures))
         invitations, why = invitation_base(settings, proxy) if args.invite else (None, "")

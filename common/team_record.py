@@ -192,17 +192,19 @@ def plan_teams(
             changes.append(_compare(row, by_id, by_alias, models, rules, new_id))
         except ValueError as problem:
             plan.failures.append((row, str(problem)))
-    # one row per team, and one team per alias: rows that would change one team twice, or leave
-    # two teams with one alias, are refused together (which row meant what cannot be told)
-    teams = Counter(change.team_id for change in changes)
+    # one row per team, and one team per alias: rows that would change one team twice, or give
+    # two teams one alias, are refused together (which row meant what cannot be told). Teams that
+    # share an alias on the proxy already, each named by its team_id, are left sharing it.
+    rows_per_team = Counter(change.team_id for change in changes)
     aliases = Counter(change.alias for change in changes if change.alias)
+    given = {change.alias for change in changes if change.team is None or change.renames}
     for change in changes:
-        if teams[change.team_id] > 1:
+        if rows_per_team[change.team_id] > 1:
             named = (change.team.alias or change.team_id) if change.team else change.name
             plan.failures.append(
-                (change.row, f"team {named} is named by {teams[change.team_id]} rows: one row per team")
+                (change.row, f"team {named} is named by {rows_per_team[change.team_id]} rows: one row per team")
             )
-        elif change.alias and aliases[change.alias] > 1:
+        elif change.alias and change.alias in given and aliases[change.alias] > 1:
             plan.failures.append(
                 (change.row, f"team_name '{change.alias}' is on {aliases[change.alias]} rows: one team per name")
             )

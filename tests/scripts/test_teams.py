@@ -228,17 +228,14 @@ def test_add_user_creates_the_missing_teams_with_their_settings_and_leaves_exist
     with proxy.client() as client:
         ops = client.create_team(names["ops"], settings={"max_budget": 7})
     write_csv(tmp_path / "teams.csv", f"team_name,max_budget\n{names['eng']},1000\n{names['ops']},8\n")
+    add = ("add_user.py", "--csv-file", "users.csv", "--teams-file", "teams.csv", "--create-teams")
 
-    run = run_script(
-        "add_user.py",
-        "--csv-file",
-        "users.csv",
-        "--teams-file",
-        "teams.csv",
-        "--create-teams",
-        proxy=proxy,
-        cwd=tmp_path,
-    )
+    dry = run_script(*add, "--dry-run", proxy=proxy, cwd=tmp_path)
+    assert dry.code == 0, dry.output
+    assert f"  + team {names['eng']} (max_budget: 1000)" in dry.stdout
+    assert [team for team in proxy.client().teams() if team.alias == names["eng"]] == []
+
+    run = run_script(*add, proxy=proxy, cwd=tmp_path)
 
     assert run.code == (0 if admins_allowed(proxy) else 1), run.output
     assert f"NOTE: team {names['ops']} differs from teams.csv (max_budget: 7 -> 8)" in run.stdout
