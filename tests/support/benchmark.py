@@ -54,7 +54,33 @@ script as a subprocess, as a user does, and reports:
     python -m tests.support.benchmark                          # N = 1,000 and 10,000 at 1, 4 and 8 workers, as 1.108.7
     python -m tests.support.benchmark --sizes 1000 --workers 4 --releases 1.110.2,1.108.7,1.80.7
     python -m tests.support.benchmark --memory                 # N = 100,000: list_user.py, sync_user.py --dry-run
+    python -m tests.support.benchmark --small                  # files of 10 rows on 1,000, 20,000 and 100,000 users
     LITELLM_TEST_BASE_URL=... LITELLM_TEST_MASTER_KEY=... python -m tests.support.benchmark --real
+    LITELLM_TEST_BASE_URL=... LITELLM_TEST_MASTER_KEY=... python -m tests.support.benchmark --real --small
+
+--small (issue 24: a small run costs what its file holds, not what the proxy holds) seeds the
+stand-in once per size (--sizes, default 1,000, 20,000 and 100,000; seed(): one key per user) and
+runs five files of 10 rows on it, each naming its own seeded users: add (new users in one team,
+each with a key name), del by email, del by user_id, del --block by email, sync --no-delete with
+10 role changes. For each: the requests made by endpoint beside minimum_requests(), the wall time,
+and whether they stay within 4n + 30 = 70 requests, the release look-up included (the bound holds
+from 1.74, which filters users by email). And the crossover, from the formula: the file size from
+which the scripts list every user instead of looking up those the file names (their rule: emails +
+ceil(user_ids / 100) reach the listing's pages less its first), and the size from which the
+listing takes no more requests in all (minimum_requests with each path forced, look_up=).
+
+--real --small runs the same five files on a real proxy that tests/support/seed_real.py seeded
+(default --tag big: users seed-big-NNNNNN, big-NNNNNN@seed.example.com, every 4th with a key),
+--repeats rounds, each run with --debug: its requests are the client's lines
+`litellm_client: METHOD PATH -> STATUS in N ms` (urllib3's own lines are counted too: more would
+be retries), its seconds the script process's wall time. The seeded users come in blocks of 30
+candidates per operation, --session (400 users apart; session 0 was the "before" harness's) and
+round, the first 10 still there and unblocked (to block: with a key); del --block by email takes
+every 4th. sync gets 5 seeded users with a new role and 5 new users in the benchmark's team.
+Afterwards: added users on the team's roster, each with one key, its alias, in the team; deleted
+users gone with their keys and each in user_del_undo.csv; blocked users kept, marked offboarded_at,
+every key blocked; roles as asked. Users and the team it made are deleted at the end; the seeded
+users it deleted or blocked stay so (seed_real tops the seed up again; blocked users stay blocked).
 
 --real measures a real proxy (the release it reports), each script beside a minimal client: a
 few lines of plain requests at the same worker count doing the same work the way a per-user
@@ -76,8 +102,17 @@ proxy's drift from round to round cancels out).
   /user/update per user for another 1%. Afterwards every seeded user's role and max_budget are
   checked against what was asked.
 
+- add, bulk (issue 24; 1.108 and later, --bulk-users, default 500, 0 skips): add_user.py creates
+  N users, each with a role, one team and a key with its alias, beside a raw client that POSTs the
+  same N rows to /management/v1/users/bulk in one request ({"users": [{"user_email", "user_role",
+  "team_id", "auto_create_key": true, "key_alias"}, ...]}), in the same round; both checked as add is.
+- del also checks that the script's undo file, user_del_undo.csv, has a row for every user deleted.
+
 Targets (ratio = minimal client's seconds / the script's): on 1.110 and later, add at least 4 and
-del at least 1 (issue 18); everything else about 1 or better (0.95). --profile runs each script
+del at least 1 (issue 18); the bulk add at least 0.8 of the raw bulk create, on any release that
+has it; on 1.80 (up to 1.90) add at least 0.85 (the minimal client, creating one team's users in
+parallel, loses members from the roster there: the roster check counts them) and del at least 0.8
+with the undo file complete (issue 24); everything else about 1 or better (0.95). --profile runs each script
 once more with --debug and shows where its time went, by endpoint. Everything the benchmark made
 (its names hold a random tag) is deleted at the end, and only that.
 """
@@ -954,11 +989,13 @@ def add_and_delete(proxy: RealProxy, n: int, label: str, workdir: Path, results:
     results.time("del", n, MINIMAL, time.perf_counter() - started_at)
 
     keys = proxy.keys()
-    for side, ids in ((SCRIPT, script_ids), (MINIMAL, minimal_ids)):
+    for side, ids, team_id in ((SCRIPT, script_ids, script_team), (MINIMAL, minimal_ids, minimal_team)):
         left = list(proxy.users_by_id(ids))
         results.check("gone after the delete", side, n - len(left), n, ", ".join(left[:1]))
         kept = [user_id for user_id in ids if keys.get(user_id)]
         results.check("their keys gone too", side, len(ids) - len(kept), len(ids), ", ".join(kept[:1]))
+        ghosts = proxy.roster(team_id) & set(ids)  # before 1.100 two deletes at once may write a roster back
+        results.check("off its team's roster after the delete", side, len(ids) - len(ghosts), len(ids))
     proxy.delete_ids(fillers)
     proxy.post("/team/delete", {"team_ids": [script_team, minimal_team]})
 
