@@ -1,13 +1,13 @@
 """Creating users, as add_user.py and sync_user.py both do.
 
-New users go as many a request as the proxy takes (the client knows: 500 with the bulk create,
-one before it), with the same end state either way; users to finish (an earlier run created them
-without handing out their key) go one by one. Before 1.100, where the proxy rewrites a team's
-roster whole, the users of one team are still created in parallel, and the members the roster
-lost meanwhile are put back afterwards, 100 a request (proxy.rejoin). Each create is noted in the
-run's journal before it is sent, and settled once the script has recorded its outcome, unless the
-user may exist with a key nobody saw: the next run in the same folder finishes it (a new key, in
-its result file).
+New users go as many a request as the proxy takes (the client knows: 500 with the bulk create, one
+before it), with the same end state either way; users to finish (an earlier run created them
+without handing out their key) go one by one. Where the proxy rewrites a team's roster whole
+without a lock (Release.rosters_locked false), the users of one team are still created in parallel,
+and the members the roster lost meanwhile are put back afterwards, 100 a request (proxy.rejoin).
+Each create is noted in the run's journal before it is sent, and settled once the script has
+recorded its outcome, unless the user may exist with a key nobody saw: the next run in the same
+folder finishes it (a new key, in its result file).
 """
 
 from __future__ import annotations

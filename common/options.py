@@ -34,7 +34,7 @@ MASTER_KEY_REQUIRED = "ERROR: --master-key or env LITELLM_MASTER_KEY is required
 DURATION = re.compile(r"^(0|[1-9][0-9]{0,8})(s|m|h|d|w|mo)$")  # LiteLLM's units; 0s: now
 DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "mo": 30 * 86400}
 # What every release reads the same way as a budget reset or key lifetime: LiteLLM resets budgets
-# monthly only for 1mo (2mo is a 400 or a 500), and 1.80 reads weeks as a day (checked per release).
+# monthly only for 1mo (2mo is a 400 or a 500); weeks only where Release.weekly_durations says so.
 LITELLM_DURATION = re.compile(r"^(?:[1-9][0-9]{0,8}(?:s|m|h|d|w)|1mo)$")
 
 

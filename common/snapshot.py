@@ -150,8 +150,9 @@ class Snapshot:
 
     def teams_of(self, user: User) -> tuple[str, ...]:
         """The teams a user is in: those whose roster has it. The roster is what LiteLLM checks;
-        the user's own list can disagree (1.65 lists teams it never put the user on, 1.80 loses
-        roster entries under parallel writes), and a sync then puts the roster right."""
+        the user's own list can disagree (older releases list teams they never put the user on,
+        and lose roster entries under parallel writes where rosters are not locked), and a sync
+        then puts the roster right."""
         return self.members.get(user.user_id, ())
 
     @property

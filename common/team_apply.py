@@ -81,8 +81,8 @@ def apply_teams(
 
 def set_role(proxy: LiteLLMClient, team_id: str, label: str, user_id: str, *, admin: bool) -> tuple[str, str]:
     """Make a member a team admin or an ordinary member (/team/member_update, the proxy's own way
-    on every release): (what was done, "") or ("", why not). From 1.80 LiteLLM makes team admins
-    only with an Enterprise licence; the tools say so rather than go around it."""
+    on every release): (what was done, "") or ("", why not). Newer releases make team admins only
+    with an Enterprise licence (ProxyError.needs_licence); the tools say so rather than go around it."""
     try:
         proxy.set_team_role(team_id, user_id, admin=admin)
     except ProxyError as exc:

@@ -4,7 +4,7 @@ file with the proxy's teams. Pure: no request is made here.
 A team's columns read and write as the users' access columns do (user_record): an empty cell
 leaves a value alone, `none` clears it, anything else is the value, checked before any change.
 Only the sending differs: /team/update clears max_budget, budget_duration, tpm_limit and
-rpm_limit with null on every release seen (1.65.8, 1.80.7, 1.110.2), models with [] (a team
+rpm_limit with null on every release the contract tests run, models with [] (a team
 without models may use every model), and replaces metadata whole (so it is sent merged).
 
 A row names its team by team_id where it has one (as an undo file or an export does), else by
