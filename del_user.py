@@ -18,7 +18,7 @@ from common.results import Report, closing_notes
 from common.run_report import RUN
 from common.runner import Runner
 from common.snapshot import Names, Snapshot
-from litellm_client import PAGE_SIZE
+from litellm_client import FEW_LOOKUPS
 
 COLUMNS = ("email", "user_id")
 RESULT_COLUMNS = ("email", "user_id", "status", "keys_deleted", "keys_blocked", "detail", "error_reason")
@@ -57,9 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         settings.connect(read_only=args.dry_run) as proxy,
         lease.hold(proxy, "del_user.py", writes=not args.dry_run and bool(rows)) as held,
     ):
-        # the undo file names each user's teams and keys: a file of a page of users or more has
-        # every key listed beside the users, where that takes no more requests than it has rows
-        many = bool(held) and len(rows) >= PAGE_SIZE
+        # the undo file names each user's teams and keys: a file of more than a few rows has every
+        # key listed beside the users where that takes no more requests than it has rows (the
+        # first page says; on a proxy with more pages of keys, that page is the one more request)
+        many = bool(held) and len(rows) > FEW_LOOKUPS
         journal = Journal(args.output_dir, "user_del")
         named = Names.of([*((row["email"], row["user_id"]) for row in rows), *journal.leftovers_named()])
         snapshot = Snapshot.load(proxy, named=named, teams=bool(held), keys_within=len(rows) if many else 0)

@@ -24,7 +24,7 @@ script as a subprocess, as a user does, and reports:
                  blocks, for the undo file and the blocks):
                    pages(keys on the proxy)                one listing of every key, where that is fewer
                    or 1 per user with keys                 than /key/list?user_id=..., one per user (del with
-                                                           100 rows or more reads the listing beside the users
+                                                           more than 10 rows reads the listing beside the users
                                                            when it takes no more requests than the file has
                                                            rows; otherwise its first page and one per user)
                + users created:
@@ -520,11 +520,15 @@ def small_budget(n: int) -> int:
 def small_work(op: str, n: int, *, keys: int = 0) -> dict[str, Any]:
     """What a file of n rows of this operation asks of the proxy, as minimum_requests' keywords:
     seeded users (one key each), new users in one team with a key name each, role changes.
-    keys: the keys on the proxy, for del with a page of rows or more, which reads every key beside
-    the users where that takes no more requests than the file has rows."""
+    keys: the keys on the proxy, for del with more than FEW_LOOKUPS rows, which reads every key
+    beside the users where that takes no more requests than the file has rows."""
     named = (0, n) if op == "del by user_id" else (n, 0)
-    beside = n >= PAGE and pages(keys) <= n  # del: every key listed beside the users
-    owners: dict[str, Any] = {"key_lookups": pages(keys)} if beside else {"key_owners": [n]}
+    if n <= FEW_LOOKUPS:
+        owners: dict[str, Any] = {"key_owners": [n]}
+    elif pages(keys) <= n:  # del: every key listed beside the users
+        owners = {"key_lookups": pages(keys)}
+    else:  # its first page says there are more pages than rows
+        owners = {"key_owners": [n], "key_lookups": 1}
     if op == "add":
         return {"writes": True, "key_names": n, "named": (0, 0), "refused": n, "created": n, "shared_teams": int(n > 1)}
     if op in ("del by email", "del by user_id"):
