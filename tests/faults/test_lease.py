@@ -141,6 +141,24 @@ def test_a_live_lease_from_another_machine_stops_the_run(proxy: Proxy, tmp_path:
     assert proxy.email("blocked-by-lease") not in proxy.users()
 
 
+def test_a_lease_stamped_without_a_time_zone_stops_the_run_without_a_crash(proxy: Proxy, tmp_path: Path) -> None:
+    """Stamps with no zone (as LiteLLM writes its own from 1.108) are read as UTC: no TypeError
+    between naive and aware times, the live lease stops the run as any other does."""
+    naive = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")
+    other = LEASE_PREFIX + uuid.uuid4().hex
+    with proxy.client() as client:
+        client.create_team(LEASE_ALIAS, team_id=other, metadata={**_holder(started_at=naive), "renewed_at": naive})
+        try:
+            write_csv(tmp_path / "user_addlist.csv", f"email\n{proxy.email('naive-stamp')}\n")
+            run = run_script("add_user.py", proxy=proxy, cwd=tmp_path)
+        finally:
+            client.delete_team(other)
+
+    assert run.code == 4, run.output
+    assert "Traceback" not in run.output
+    assert proxy.email("naive-stamp") not in proxy.users()
+
+
 def _holder(**changes: object) -> dict[str, object]:
     return {
         "litellm_user_tools_lease": 1,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.conftest import (
     Proxy,
@@ -254,3 +255,18 @@ def test_a_listing_that_fails_half_way_keeps_the_old_output_file(standin: Proxy,
     assert (tmp_path / "user_list.csv").read_text() == before
     assert len(before.splitlines()) == 1087
     assert [p.name for p in tmp_path.iterdir()] == ["user_list.csv"]
+
+
+def test_a_fault_that_never_fires_fails_its_test() -> None:
+    """The stand-in's own promise: a fault aimed at a request the run never makes is a failure,
+    so that a fault test cannot pass while its fault went elsewhere; one that fired, or a watch,
+    is not."""
+    with pytest.raises(AssertionError, match="faults that never fired"), StandIn() as proxy:
+        proxy.fail("/user/new", "status", status=500)
+    with StandIn() as proxy:
+        fired = proxy.fail("/user/list", "status", status=500)
+        proxy.watch("/user/new", lambda: None)
+        answer = requests.get(
+            f"{proxy.url}/user/list", headers={"Authorization": f"Bearer {proxy.master_key}"}, timeout=10
+        )
+    assert (answer.status_code, fired.fired) == (500, True)

@@ -20,7 +20,9 @@ NOT_COPIED = shutil.ignore_patterns(".*", "__pycache__", "build", "dist", "*.egg
 PROBE = """
 import importlib.metadata, json
 installed = importlib.metadata.distribution("litellm-user-tools")
-print(json.dumps({"top": sorted({f.parts[0] for f in installed.files or []}), "requires": installed.requires}))
+meta = installed.metadata
+print(json.dumps({"top": sorted({f.parts[0] for f in installed.files or []}), "requires": installed.requires,
+                  "about": [meta["Name"], meta["Version"], meta.get("License-Expression"), meta["Requires-Python"]]}))
 """
 
 
@@ -54,6 +56,7 @@ def test_pip_install_gives_the_four_commands(standin: Proxy, tmp_path: Path) -> 
     assert not {"tests", "docs"} & set(probe["top"])
     requirements = (ROOT / "requirements.txt").read_text(encoding="utf-8").split()
     assert probe["requires"] == requirements, "pyproject.toml's dependencies differ from requirements.txt"
+    assert probe["about"] == ["litellm-user-tools", __version__, "MIT", ">=3.10"]
 
     assert standin.standin is not None
     team = standin.standin.seed_team("engineering")
@@ -76,7 +79,9 @@ def test_pip_install_gives_the_four_commands(standin: Proxy, tmp_path: Path) -> 
         assert helped.returncode == 0, helped.stderr
         assert helped.stdout.startswith(f"usage: litellm-{short}-user ")
         version = _run(command, "--version", cwd=work, env=env)
+        from_clone = _run(sys.executable, str(ROOT / f"{short}_user.py"), "--version", cwd=work, env=env)
         assert version.stdout.strip() == f"litellm-{short}-user {__version__}"
+        assert from_clone.stdout.strip() == f"{short}_user.py {__version__}"  # the same program, as a file
 
         done = _run(command, *args, cwd=work, env=env)
         assert done.returncode == 0, done.stdout + done.stderr

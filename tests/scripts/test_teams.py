@@ -293,3 +293,65 @@ def test_a_sync_with_a_teams_file_makes_the_fewest_requests(tmp_path: Path) -> N
         assert counts["/team/update"] == 1  # the lease holds the proxy; no team changes
         assert counts["/user/new"] == 3
         assert names
+
+
+def test_a_teams_files_header_is_read_in_any_case_and_its_plan_comes_before_the_users(
+    standin: Proxy, tmp_path: Path
+) -> None:
+    write_csv(tmp_path / "teams.csv", "Team_Name,MAX_BUDGET,Models\neng,1000,gpt-4o\n")
+    write_csv(tmp_path / "users.csv", "email,role,team_name\nann@example.com,internal_user,eng\n")
+
+    run = sync(standin, tmp_path, "--dry-run")
+
+    assert run.code == 0, run.output
+    assert "  + team eng (max_budget: 1000, models: gpt-4o)" in run.stdout
+    assert run.stdout.index("Teams (teams.csv)") < run.stdout.index("Users to add")
+
+
+def test_check_sees_a_team_role_changed_on_the_proxy_as_drift(standin: Proxy, tmp_path: Path) -> None:
+    server = standin.standin
+    assert server is not None
+    eng = server.seed_team("eng")
+    server.seed_user("ann@example.com", teams=(eng,))
+    write_csv(tmp_path / "teams.csv", "team_name\neng\n")
+    write_csv(tmp_path / "users.csv", "email,role,team_name,admin_of\nann@example.com,internal_user,eng,eng\n")
+
+    check = sync(standin, tmp_path, "--check")
+
+    assert check.code == 5, check.output
+    assert "~ ann@example.com (admin_of: - -> eng)" in check.stdout
+    assert server.count("/team/member_update") == 0
+
+
+def test_a_teams_sync_stops_at_another_runs_lease_before_any_team_change(standin: Proxy, tmp_path: Path) -> None:
+    server = standin.standin
+    assert server is not None
+    lease = server.seed_team(LEASE_ALIAS, f"{LEASE_PREFIX}other")
+    with server.lock:
+        server.teams[lease]["metadata"] = {
+            "litellm_user_tools_lease": 1, "script": "sync_user.py", "owner": "cron@elsewhere",
+            "host": "elsewhere/boot/pid:[1]", "pid": 1, "ttl_seconds": 300, "renewals": 1,
+            "started_at": "2026-12-01T00:00:00+00:00", "renewed_at": "2999-01-01T00:00:00+00:00",
+        }  # fmt: skip
+    files(standin, tmp_path)
+
+    run = sync(standin, tmp_path)
+
+    assert run.code == 4, run.output
+    assert "another run is applying changes to this proxy" in run.stderr
+    assert [team["team_alias"] for team in server.teams.values()] == [LEASE_ALIAS]  # no team of the file made
+    assert server.count("/team/update") == 0
+
+
+def test_list_teams_reads_every_page(standin: Proxy, tmp_path: Path) -> None:
+    server = standin.standin
+    assert server is not None
+    for n in range(250):
+        server.seed_team(f"team-{n:03d}")
+
+    run = run_script(
+        "list_user.py", "--teams", "--format", "json", "--columns", "team_name", proxy=standin, cwd=tmp_path
+    )
+
+    assert run.code == 0, run.output
+    assert sorted(team["team_name"] for team in json.loads(run.stdout)) == [f"team-{n:03d}" for n in range(250)]
