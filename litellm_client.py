@@ -497,14 +497,21 @@ class UserPages:
     The first page is read at once, so an unusable proxy fails here, and says how many follow.
     What 1.65 does not do, this does: it ignores some filters and matches others differently,
     so they are applied here too (`unfiltered` counts the rows the proxy sent that did not
-    match); it cannot sort, so a listing that comes back unsorted is sorted here, and one that
-    yields fewer users than the proxy counts (its pages can shift) is read again for those missed.
+    match); it cannot sort, so a listing that comes back unsorted is sorted here.
+
+    Pages are read by their number, so a user deleted meanwhile from a page already read moves
+    every later user one place up, and one of them slips past the page boundary unread. Where the
+    users changed while the pages were read (a page counts another total, the pages hold another
+    number of users than they count, or a user was created after the reading began) the listing
+    is read again, and the users it missed are added: an export never leaves out a user who was
+    there all along, even while another run adds and deletes users.
     """
 
     def __init__(self, client: LiteLLMClient, params: dict[str, str], first: dict[str, Any] | None = None):
         self._client = client
         self._params = params
         self._first = first or client._user_page(params, 1)
+        self._began = client.proxy_time()  # the proxy's clock as the reading began
         self.total = int(self._first.get("total") or 0)
         self.unfiltered = 0
 
@@ -517,21 +524,29 @@ class UserPages:
 
     def _read(self) -> Iterator[User]:
         seen: set[str] = set()
-        first = self._first
+        first, began = self._first, self._began
         for _ in range(SWEEPS):
             pages = int(first.get("total_pages") or 1)
+            totals: set[int] = set()
+            read: set[str] = set()
+            created_meanwhile = False
             for page in _pages(lambda n: self._client._user_page(self._params, n), first, pages, self._client.workers):
+                if isinstance(page.get("total"), int):
+                    totals.add(page["total"])
                 for row in page["users"]:
                     user = User.from_api(row)
+                    read.add(user.user_id)
+                    created_meanwhile = created_meanwhile or _later(user.created_at, began)
                     if user.user_id not in seen:  # pages shift when users are added meanwhile
                         seen.add(user.user_id)
                         if self._wanted(user):
                             yield user
                         else:
                             self.unfiltered += 1
-            if len(seen) >= int(first.get("total") or 0):
+            if totals <= {len(read)} and not created_meanwhile:
                 return
             first = self._client._user_page(self._params, 1)
+            began = self._client.proxy_time()
 
     def _wanted(self, user: User) -> bool:
         role, email, team = (self._params.get(name) for name in ("role", "user_email", "team"))
@@ -540,6 +555,18 @@ class UserPages:
             and (not email or email.lower() in (user.email or "").lower())
             and (not team or team in user.teams)
         )
+
+
+def _later(stamp: str | None, began: datetime | None) -> bool:
+    """Whether a user was created after a reading began: more than a second after it by the
+    proxy's clock (its Date header counts whole seconds)."""
+    if not stamp or began is None:
+        return False
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)) > began + timedelta(seconds=1)
 
 
 def _pages(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,32 @@ def test_one_user_listed_is_one_user(standin: Proxy, tmp_path: Path) -> None:
     run = run_script("list_user.py", proxy=standin, cwd=tmp_path)
 
     assert "1 user listed;" in run.stderr
+
+
+def test_an_export_read_while_users_are_added_and_deleted_leaves_out_no_user_who_stayed(
+    standin: Proxy, tmp_path: Path
+) -> None:
+    """LiteLLM pages by number: a user deleted from a page already read moves the later users one
+    place up, and one slips past the boundary unread. Here another run deletes a user of page 1
+    and adds one while page 3 is asked for (as an add and a delete running beside an export do)."""
+    server = standin.standin
+    assert server is not None
+    ids = sorted(server.seed_user(f"u{n:03d}@example.com", user_id=f"id-{n:03d}") for n in range(350))
+    asked = []
+
+    def another_run() -> None:
+        asked.append(1)
+        if len(asked) == 3:
+            time.sleep(1.2)  # well after the reading began, by the proxy's clock
+            server.delete_user(ids[0])
+            server.seed_user("late@example.com", user_id="zz-late")
+
+    server.watch("/user/list", another_run)
+
+    run = run_script("list_user.py", "--format", "csv", "--columns", "user_id", "--workers", "1", "--output", "all.csv",
+                     proxy=standin, cwd=tmp_path)  # fmt: skip
+
+    assert run.code == 0, run.output
+    exported = {row["user_id"] for row in csv.DictReader((tmp_path / "all.csv").open(encoding="utf-8"))}
+    assert set(ids[1:]) <= exported  # id-200 was the one that slipped past page 2's end
+    assert len(asked) > 4  # the listing was read again
