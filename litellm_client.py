@@ -111,7 +111,7 @@ class ProxyError(Exception):
 
     @property
     def needs_licence(self) -> bool:
-        """A premium feature (team admins from 1.80) refused without LiteLLM's Enterprise licence."""
+        """A premium feature (team admins from 1.74) refused without LiteLLM's Enterprise licence."""
         return "premium feature" in self._text
 
     @property
@@ -1321,7 +1321,7 @@ class LiteLLMClient:
 
     def set_team_role(self, team_id: str, user_id: str, *, admin: bool) -> None:
         """Make a member a team admin, or an ordinary member again (/team/member_update). Making
-        an admin needs a LiteLLM Enterprise licence from 1.80 (ProxyError.needs_licence)."""
+        an admin needs a LiteLLM Enterprise licence from 1.74 (ProxyError.needs_licence)."""
         body = {"team_id": team_id, "user_id": user_id, "role": "admin" if admin else "user"}
         with self.team_writes([team_id]):
             self._call("POST", "/team/member_update", body=body, shape=lambda a: _shape(a, dict))

@@ -266,11 +266,11 @@ def test_demoting_a_team_admin_works_on_every_release(proxy: Proxy, made: Made) 
     assert done == ("ordinary member of demote", "")
 
 
-def test_promoting_a_member_needs_a_licence_from_1_80(proxy: Proxy, made: Made) -> None:
-    """1.65.8's /team/member_update makes a team admin without a licence; 1.80.7 and later refuse
+def test_promoting_a_member_needs_a_licence_from_1_74(proxy: Proxy, made: Made) -> None:
+    """1.65.8's /team/member_update makes a team admin without a licence; 1.74.15 and later refuse
     it with 400 and a plain-string detail (research Q1b)."""
     team_id, user_id = _member_team(proxy, made, "promote", admin=False)
-    refused = raw.release_of(proxy).at_least(1, 80)
+    refused = raw.release_of(proxy).at_least(1, 74)
     with proxy.client() as client:
         if refused:
             with pytest.raises(ProxyError) as caught:

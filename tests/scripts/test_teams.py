@@ -1,6 +1,6 @@
 """Teams as code (issue 25): a teams file beside the users file, run as a user runs the scripts, on
 the stand-in as each release and on the real proxy. Team admins: LiteLLM makes them with
-/team/member_update, which from 1.80 needs an Enterprise licence; the real proxies have none, so
+/team/member_update, which from 1.74 needs an Enterprise licence; the real proxies have none, so
 there the tests expect the row error that names it."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def admins_allowed(proxy: Proxy) -> bool:
     if proxy.standin is not None:
         return not proxy.standin.admins_need_licence or proxy.standin.licensed
     with proxy.client() as client:
-        return not client.release.at_least(1, 80)
+        return not client.release.at_least(1, 74)
 
 
 def team_info(proxy: Proxy, team_id: str) -> dict[str, object]:

@@ -157,8 +157,9 @@ class StandIn:
 
     @property
     def admins_need_licence(self) -> bool:
-        """From 1.80: /team/member_update refuses role admin without LITELLM_LICENSE (1.65.8 sets it)."""
-        return self._since(1, 80)
+        """From 1.74: /team/member_update refuses role admin without LITELLM_LICENSE (1.74.15, 1.80.7 and
+        later refuse; 1.65.8 sets it; the releases between are taken to be like 1.74.15)."""
+        return self._since(1, 74)
 
     @property
     def user_delete_cleans_rosters(self) -> bool:
@@ -1528,7 +1529,7 @@ PREMIUM_ADMINS = (
 
 
 def team_member_update(proxy: StandIn, body: dict[str, Any]) -> Any:
-    """A member's role: admin needs a licence from 1.80 (1.65.8 sets it without). A user not on the
+    """A member's role: admin needs a licence from 1.74 (1.65.8 sets it without). A user not on the
     roster: 404 from 1.100 (seen on 1.110.2), a 200 that changes nothing before (1.65.8, 1.80.7)."""
     team_id, user_id, role = body.get("team_id"), body.get("user_id"), body.get("role")
     if role not in (None, "admin", "user"):
