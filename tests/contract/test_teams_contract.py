@@ -305,11 +305,11 @@ def test_a_licensed_proxy_makes_team_admins(release: str) -> None:
 
 
 def test_a_role_for_a_user_not_on_the_roster(proxy: Proxy, made: Made) -> None:
-    """404 from 1.100 (seen on 1.110.2); before, a 200 that changes nothing."""
+    """404 from 1.108 (1.108.7, 1.110.2); 1.100.5 and before, a 200 that changes nothing."""
     team_id, _ = _member_team(proxy, made, "stray", admin=False)
     stranger = proxy.create_user(proxy.email("stranger"), with_key=False)
     made.users.append(stranger)
-    refused = raw.release_of(proxy).at_least(1, 100)
+    refused = raw.release_of(proxy).at_least(1, 108)
     answer = raw.post(proxy, "/team/member_update", {"team_id": team_id, "user_id": stranger, "role": "user"})
     assert answer.status_code == (404 if refused else 200), answer.text
     if refused:

@@ -265,6 +265,12 @@ class StandIn:
         return self._since(1, 80)
 
     @property
+    def member_update_refuses_strangers(self) -> bool:
+        """1.108.7, 1.110.2: /team/member_update of a user not on the roster is a 404 (1.100.5 and
+        before: a 200 that changes nothing)."""
+        return self._since(1, 108)
+
+    @property
     def hydrated_rosters(self) -> bool:
         """1.108.7, 1.110.2: roster entries of members added by user_id carry their email."""
         return self._since(1, 100)
@@ -1540,7 +1546,7 @@ def team_member_update(proxy: StandIn, body: dict[str, Any]) -> Any:
         if role == "admin" and proxy.admins_need_licence and not proxy.licensed:
             raise Answer(400, {"detail": PREMIUM_ADMINS})
         member = [m for m in proxy.teams[team_id]["members_with_roles"] if m["user_id"] == user_id]
-        if not member and proxy.rosters_locked:
+        if not member and proxy.member_update_refuses_strangers:
             raise Answer(404, {"detail": {"error": f"User {user_id} is not a member of team {team_id}"}})
         email = proxy.users[user_id]["user_email"] if user_id in proxy.users else None
     if member and role:
