@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from litellm_client import Release, chunks
 from tests.conftest import Proxy, Run, new_user, run_script, team_listings, write_csv
+from tests.contract import raw
 from tests.support.standin import StandIn
 
 EXPORT = "email,role,team_name,user_alias,max_budget,budget_duration,models,tpm_limit,rpm_limit,metadata.cost_center"
@@ -65,12 +65,7 @@ def label(found: tuple[int, ...]) -> str:
 
 def user_info(proxy: Proxy, user_id: str) -> dict[str, Any]:
     """GET /user/info, as an administrator checks a user."""
-    answer = requests.get(
-        f"{proxy.url}/user/info",
-        params={"user_id": user_id},
-        headers={"Authorization": f"Bearer {proxy.master_key}"},
-        timeout=30,
-    )
+    answer = raw.get(proxy, "/user/info", user_id=user_id)
     assert answer.status_code == 200, answer.text
     return answer.json()
 

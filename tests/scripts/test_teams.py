@@ -8,11 +8,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import requests
-
 from common.lease import HOLDER_KEYS, LEASE_ALIAS, LEASE_PREFIX
 from litellm_client import Team
 from tests.conftest import Proxy, Run, run_script, write_csv
+from tests.contract import raw
 from tests.support.standin import StandIn
 
 SETTINGS = "max_budget,budget_duration,models,tpm_limit,rpm_limit,metadata.cost_center"
@@ -27,12 +26,7 @@ def admins_allowed(proxy: Proxy) -> bool:
 
 
 def team_info(proxy: Proxy, team_id: str) -> dict[str, object]:
-    answer = requests.get(
-        f"{proxy.url}/team/info",
-        params={"team_id": team_id},
-        headers={"Authorization": f"Bearer {proxy.master_key}"},
-        timeout=30,
-    )
+    answer = raw.get(proxy, "/team/info", team_id=team_id)
     answer.raise_for_status()
     return dict(answer.json()["team_info"])
 
