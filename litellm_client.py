@@ -1330,13 +1330,15 @@ class LiteLLMClient:
         """Replace a team's metadata; with a timeout, in one quick try (no retries)."""
         self._call("POST", "/team/update", body={"team_id": team_id, "metadata": dict(metadata)}, quick=timeout)
 
-    def delete_team(self, team_id: str) -> None:
-        """Delete a team; one that is gone already is not an error."""
+    def delete_team(self, team_id: str) -> bool:
+        """Delete a team: True if this call deleted it; one that is gone already is not an error."""
         try:
             self._call("POST", "/team/delete", body={"team_ids": [team_id]})
         except ProxyError as exc:
             if not exc.not_found:
                 raise
+            return False
+        return True
 
     def _look_for(self, lookup: Callable[[], list[T]]) -> list[T]:
         """After a lost answer: look for what the request would have created, a few times, since

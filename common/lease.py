@@ -182,9 +182,9 @@ class Lease:
         others = [team for team in leases if team.team_id != self.team_id]
         found = {team.team_id: self._state_of(team) for team in others}
         for team in others:
-            if found[team.team_id] == DEAD:
-                log.warning("removing the lease of a run that died: %s", team.metadata)
-                self.proxy.delete_team(team.team_id)
+            # said only where this run removed it: a lease given back that a replica still listed is no news
+            if found[team.team_id] == DEAD and self.proxy.delete_team(team.team_id):
+                log.warning("removed the lease of a run that died: %s", team.metadata)
         return [team for team in others if found[team.team_id] == ALIVE]
 
     def _state_of(self, team: Team) -> str:

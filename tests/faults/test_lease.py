@@ -174,7 +174,7 @@ def test_a_dead_runs_lease_is_taken_over_once_it_stays_unrenewed_for_its_time_to
 
     assert run.code == 0, run.output
     assert "looks stale; watching it for up to 2 s" in run.stderr
-    assert "removing the lease of a run that died" in run.stderr
+    assert "removed the lease of a run that died" in run.stderr
     assert proxy.email("after-dead") in proxy.users()
     with proxy.client() as client:
         assert [t.team_id for t in client.teams(alias=LEASE_ALIAS) if t.team_id == other] == []
@@ -194,22 +194,31 @@ def test_a_lease_given_back_while_this_run_watches_it_is_no_more_in_the_way(stan
 
     assert run.code == 0, run.output
     assert "looks stale; watching it for up to 30 s" in run.stderr
-    assert "removing the lease" not in run.stderr
+    assert "the lease of a run that died" not in run.stderr
     assert standin.standin.user_emails() == ["a@example.com"]
     assert looks.seen >= 3  # the first look, then the watch until the lease was gone
 
 
-def test_a_lease_on_this_machine_whose_process_is_gone_is_taken_over_at_once(standin: Proxy, tmp_path: Path) -> None:
-    assert standin.standin is not None
+@pytest.mark.parametrize("given_back", [False, True], ids=["left", "given-back-meanwhile"])
+def test_a_lease_on_this_machine_whose_process_is_gone_is_taken_over_at_once(
+    standin: Proxy, tmp_path: Path, given_back: bool
+) -> None:
+    """given back meanwhile: the run ended well and its lease was gone before this run's delete
+    (a replica still listed it, seen on two 1.65.8 processes): nothing to announce."""
+    server = standin.standin
+    assert server is not None
     from common.lease import _this_host
 
-    _lease(standin.standin, host=_this_host(), pid=999_999_999, renewed_at=_now())
+    dead = _lease(server, host=_this_host(), pid=999_999_999, renewed_at=_now())
+    if given_back:
+        server.watch("/team/delete", lambda: server.teams.pop(dead, None))
     write_csv(tmp_path / "user_addlist.csv", "email\na@example.com\n")
 
     run = run_script("add_user.py", "--no-key", proxy=standin, cwd=tmp_path)
 
     assert run.code == 0, run.output
-    assert "removing the lease of a run that died" in run.stderr
+    assert ("the lease of a run that died" in run.stderr) != given_back
+    assert dead not in server.teams
     assert "watching" not in run.stderr
     assert standin.standin.user_emails() == ["a@example.com"]
 
@@ -254,7 +263,7 @@ def test_a_live_lease_stamped_by_a_replica_whose_clock_is_off_is_not_taken_over(
 
     assert run.code == 4, run.output
     assert "looks stale; watching it" in run.stderr
-    assert "removing the lease" not in run.stderr
+    assert "the lease of a run that died" not in run.stderr
     assert team_id in standin.standin.teams
     assert standin.standin.user_emails() == []
 
